@@ -1,0 +1,3 @@
+from mlp.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Built-in aggregators, transformers and estimators."""

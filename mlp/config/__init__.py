@@ -1,0 +1,1 @@
+"""HCL files -> typed, frozen block objects that carry their file and line."""

@@ -1,0 +1,1 @@
+"""Addresses, the block graph, type checking and fingerprints."""
