@@ -5,7 +5,7 @@ Problems are collected into `Diagnostics`, never raised: one run reports them al
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -96,6 +96,8 @@ def load_app(app_dir: Path, var_overrides: Mapping[str, str] | None = None,
                             {**provider.values, **provider.nested})
     back = (B.BackendConfig(backend.block.labels[0], backend.block.pos, backend.values)
             if backend else B.BackendConfig("local", None, {"path": ".mlp"}))
+    built = _default_sources(built)
+    _check_column_names(built, diags)
     app = B.App(app_name, app_dir, built, variables, prov, back, tuple(pf.file for pf in parsed))
     _check_refs(app, diags)
     return (None if diags.has_errors() else app), diags
@@ -380,6 +382,26 @@ _BUILDERS: dict[str, Callable[[Resolved, _RefConverter], B.BlockConfig]] = {
     "transformed_column": _build_transformed, "model": _build_model, "api": _build_api,
     "aggregator": _build_code, "transformer": _build_code, "estimator": _build_code,
 }
+
+
+def _default_sources(built: dict[Address, B.BlockConfig]) -> dict[Address, B.BlockConfig]:
+    """A raw column without `source` belongs to the app's only source."""
+    sources = [a for a in built if a.kind is Kind.SOURCE]
+    if len(sources) != 1:
+        return built
+    return {a: (replace(c, source=sources[0]) if isinstance(c, B.RawColumn) and c.source is None else c)
+            for a, c in built.items()}
+
+
+def _check_column_names(built: Mapping[Address, B.BlockConfig], diags: Diagnostics) -> None:
+    """Raw and transformed columns share one namespace: they are the columns of a table."""
+    raw = {a.name: c for a, c in built.items() if a.kind is Kind.RAW_COLUMN}
+    for a, c in sorted(built.items()):
+        if a.kind is Kind.TRANSFORMED_COLUMN and a.name in raw:
+            diags.error(f'Column name "{a.name}" is used twice', c.pos,
+                        f'raw_column "{a.name}" ({raw[a.name].pos}) and transformed_column "{a.name}" '
+                        "would be the same column of the table.", "Rename the transformed column.",
+                        f'in transformed_column "{a.name}"')
 
 
 def _check_refs(app: B.App, diags: Diagnostics) -> None:

@@ -1,0 +1,165 @@
+"""The `mlp` command: parse arguments, call `mlp.api`, render. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+
+from mlp.cli.output import Out, fail, handle_errors
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Plan and apply machine-learning apps written in HCL.")
+state_app = typer.Typer(no_args_is_help=True, help="Manage the state.")
+app.add_typer(state_app, name="state")
+
+
+class Ctx:
+    dir: Path = Path(".")
+    no_color: bool = False
+
+
+@app.callback()
+def _root(chdir: Path = typer.Option(Path("."), "-C", "--chdir", help="Run as if in DIR (the app folder)."),
+          no_color: bool = typer.Option(False, "--no-color", help="Turn colour off.")) -> None:
+    Ctx.dir = chdir
+    Ctx.no_color = no_color or Ctx.no_color
+
+
+def _out(no_color: bool = False) -> Out:
+    return Out(no_color=no_color or Ctx.no_color)
+
+
+@app.command()
+def init(example: Optional[str] = typer.Option(None, "--example", help="Scaffold a full example, e.g. iris."),
+         force: bool = typer.Option(False, "--force", help="Write into a folder that has .hcl files.")) -> None:
+    """Scaffold an app in the folder."""
+    from mlp.scaffold import scaffold
+
+    with handle_errors(_out()):
+        written = scaffold(Ctx.dir, example, force)
+        out = _out()
+        for p in written:
+            out.line(f"  created {p}")
+        out.line(f"Initialised an app in {Ctx.dir}. Next: mlp -C {Ctx.dir} plan", "green")
+
+
+@app.command()
+def validate(var: list[str] = typer.Option([], "--var", help="Set a variable: NAME=VALUE."),
+             json_out: bool = typer.Option(False, "--json", help="Machine-readable result.")) -> None:
+    """Parse and type-check the app; no state, no jobs."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out, json_out=json_out):
+        res = api.validate(Ctx.dir, var)
+        out.diagnostics(res.diagnostics)
+        n = sum(1 for a in res.checked.app.blocks)
+        if json_out:
+            out.json({"valid": True, "blocks": n,
+                      "diagnostics": [d.to_json() for d in res.diagnostics.items]})
+        else:
+            out.line(f"Success! The app \"{res.checked.app.name}\" is valid ({n} blocks).", "green")
+
+
+@app.command()
+def fmt(check: bool = typer.Option(False, "--check", help="Only report files that need formatting (exit 3).")) -> None:
+    """Rewrite the app's HCL files in canonical form."""
+    from mlp.config.fmt import format_app
+
+    out = _out()
+    with handle_errors(out):
+        changed = format_app(Ctx.dir, write=not check)
+        for f in changed:
+            out.line(f.name)
+        if check and changed:
+            raise typer.Exit(3)
+
+
+@app.command()
+def plan(out_file: Optional[Path] = typer.Option(None, "--out", help="Save the plan to apply it later."),
+         json_out: bool = typer.Option(False, "--json", help="The plan as JSON."),
+         fmt_: str = typer.Option("text", "--format", help="text, json or markdown."),
+         verbose: bool = typer.Option(False, "--verbose", "-v", help="List unchanged blocks too."),
+         detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                                help="Exit 0: no changes, 1: error, 2: changes."),
+         target: list[str] = typer.Option([], "--target", help="Plan only ADDR and what it needs."),
+         replace: list[str] = typer.Option([], "--replace", help="Rebuild ADDR even if unchanged."),
+         sample: Optional[int] = typer.Option(None, "--sample", help="Use a seeded sample of N rows."),
+         var: list[str] = typer.Option([], "--var", help="Set a variable: NAME=VALUE."),
+         no_color: bool = typer.Option(False, "--no-color", help="Turn colour off.")) -> None:
+    """Show what apply would build, rebuild, reuse or destroy, and why."""
+    from mlp import api
+    from mlp.plan.planfile import write_plan
+
+    fmt_ = "json" if json_out else fmt_
+    if fmt_ not in ("text", "json", "markdown"):
+        fail(_out(), "Unknown --format", f"{fmt_!r} is not one of text, json, markdown.", "")
+    out = _out(no_color)
+    with handle_errors(out, json_out=fmt_ == "json"):
+        res = api.plan(Ctx.dir, variables=var, targets=target, replace=replace, sample=sample)
+        out.diagnostics(res.diagnostics)
+        out.plan(res.plan.to_json(), fmt_, verbose)
+        if out_file is not None:
+            write_plan(res.plan, out_file)
+            if fmt_ == "text":
+                out.line(f"\nSaved the plan to {out_file}. Apply it with: mlp apply {out_file}")
+    if detailed_exitcode and res.plan.has_changes:
+        raise typer.Exit(2)
+
+
+@app.command()
+def show(planfile: Optional[Path] = typer.Argument(None, help="A saved plan; without it, the state."),
+         json_out: bool = typer.Option(False, "--json"),
+         verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Show a saved plan, or each block of the state."""
+    from mlp.plan.planfile import read_plan
+
+    out = _out()
+    with handle_errors(out, json_out=json_out):
+        if planfile is not None:
+            p = read_plan(planfile)
+            out.plan(p.to_json(), "json" if json_out else "text", verbose)
+            return
+        from mlp import api
+
+        out.state(api.show(Ctx.dir), json_out)
+
+
+@state_app.command("unlock")
+def state_unlock(lock_id: str = typer.Argument(..., help="The id the lock error printed.")) -> None:
+    """Release a lock left by a command that died."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out):
+        api.unlock(Ctx.dir, lock_id)
+        out.line("The state is unlocked.", "green")
+
+
+@app.command()
+def graph(fmt_: str = typer.Option("dot", "--format", help="dot, svg or png."),
+          out_file: Optional[Path] = typer.Option(None, "--out")) -> None:
+    """The block graph as DOT text, or SVG/PNG through Graphviz's `dot`."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out):
+        result = api.graph(Ctx.dir, fmt_, out_file)
+        if isinstance(result, str):
+            sys.stdout.write(result)
+        else:
+            out.line(f"Wrote {out_file}")
+
+
+def main() -> NoReturn:
+    if os.environ.get("NO_COLOR"):
+        Ctx.no_color = True
+    try:
+        app(prog_name="mlp")
+    except SystemExit as e:
+        raise SystemExit(e.code) from None
+    sys.exit(0)

@@ -1,0 +1,120 @@
+"""Rendering for the CLI: lines, plans, diagnostics and errors, with or without colour."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, NoReturn
+
+import typer
+
+from mlp.diagnostics import Diagnostic, Diagnostics, Severity, format_diagnostic
+from mlp.errors import DiagnosticsError, MlpError
+
+
+class Out:
+    def __init__(self, no_color: bool = False) -> None:
+        self.color = not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+        self._console: Any = None
+        self._err: Any = None
+
+    def _con(self, err: bool = False) -> Any:
+        from rich.console import Console
+
+        if err:
+            if self._err is None:
+                self._err = Console(stderr=True, no_color=not self.color, highlight=False,
+                                    force_terminal=self.color or None, soft_wrap=True)
+            return self._err
+        if self._console is None:
+            self._console = Console(no_color=not self.color, highlight=False,
+                                    force_terminal=self.color or None, soft_wrap=True)
+        return self._console
+
+    def line(self, text: str = "", style: str = "", err: bool = False) -> None:
+        if not self.color:
+            (sys.stderr if err else sys.stdout).write(text + "\n")
+            return
+        from rich.text import Text
+
+        self._con(err).print(Text(text, style=style or ""))
+
+    def json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+    def plan(self, plan_json: Mapping[str, Any], fmt: str, verbose: bool) -> None:
+        from mlp.plan.render import render_markdown, text_lines
+
+        if fmt == "json":
+            self.json(plan_json)
+        elif fmt == "markdown":
+            sys.stdout.write(render_markdown(plan_json, verbose))
+        else:
+            for text, style in text_lines(plan_json, verbose):
+                self.line(text, style)
+
+    def diagnostic(self, d: Diagnostic) -> None:
+        style = "red" if d.severity is Severity.ERROR else "yellow"
+        lines = format_diagnostic(d).splitlines()
+        self.line(lines[0], "bold " + style, err=True)
+        for ln in lines[1:]:
+            self.line(ln, err=True)
+        self.line(err=True)
+
+    def diagnostics(self, diags: Diagnostics) -> None:
+        for d in diags.sorted():
+            self.diagnostic(d)
+
+    def state(self, view: Any, json_out: bool) -> None:
+        from mlp.cli.views import render_state
+
+        if json_out:
+            self.json(view.to_json())
+        else:
+            for text, style in render_state(view):
+                self.line(text, style)
+
+
+def fail(out: Out, summary: str, detail: str, hint: str, code: int = 1) -> NoReturn:
+    out.diagnostic(Diagnostic(Severity.ERROR, summary, None, detail, hint))
+    raise typer.Exit(code)
+
+
+@contextmanager
+def handle_errors(out: Out, json_out: bool = False) -> Iterator[None]:
+    """Turn mlp's errors into readable messages and exit code 1; never a traceback."""
+    try:
+        yield
+    except DiagnosticsError as e:
+        if json_out:
+            out.json({"valid": False, "diagnostics": [d.to_json() for d in e.diagnostics.sorted()]})
+        out.diagnostics(e.diagnostics)
+        n = len(e.diagnostics.errors())
+        out.line(f"{n} error{'s' if n != 1 else ''} found.", "red", err=True)
+        raise typer.Exit(1) from None
+    except MlpError as e:
+        fail(out, e.summary, e.detail, e.hint)
+    except KeyboardInterrupt:
+        out.line("Interrupted. Blocks that finished are kept in the state.", "yellow", err=True)
+        raise typer.Exit(130) from None
+    except (typer.Exit, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("MLP_DEBUG"):
+            raise
+        path = _crash_log()
+        fail(out, f"Internal error: {type(e).__name__}: {e}",
+             f"This is a bug in mlp. The traceback is in {path}.",
+             "Set MLP_DEBUG=1 to see it here, and please report it.")
+
+
+def _crash_log() -> str:
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="mlp-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        traceback.print_exc(file=fh)
+    return path

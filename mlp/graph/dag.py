@@ -1,0 +1,90 @@
+"""The block graph: who depends on whom, in what order, and cycles named in order."""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from mlp.config.blocks import BlockConfig
+from mlp.diagnostics import Diagnostics
+from mlp.graph.address import Address
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Edges point from a block to what it needs. `order` is a topological order
+    (dependencies first, ties broken by address) over every block of the app."""
+
+    deps: Mapping[Address, tuple[Address, ...]]
+    order: tuple[Address, ...]
+
+    def dependents(self) -> dict[Address, list[Address]]:
+        out: dict[Address, list[Address]] = {a: [] for a in self.deps}
+        for a, ds in self.deps.items():
+            for d in ds:
+                out.setdefault(d, []).append(a)
+        return out
+
+    def closure(self, roots: Iterable[Address]) -> set[Address]:
+        """The roots and everything they need, transitively."""
+        seen: set[Address] = set()
+        stack = list(roots)
+        while stack:
+            a = stack.pop()
+            if a in seen:
+                continue
+            seen.add(a)
+            stack.extend(self.deps.get(a, ()))
+        return seen
+
+    def downstream(self, roots: Iterable[Address]) -> set[Address]:
+        """The roots and everything that needs them, transitively."""
+        rev = self.dependents()
+        seen: set[Address] = set()
+        stack = list(roots)
+        while stack:
+            a = stack.pop()
+            if a in seen:
+                continue
+            seen.add(a)
+            stack.extend(rev.get(a, ()))
+        return seen
+
+
+def build_graph(blocks: Mapping[Address, BlockConfig], diags: Diagnostics) -> Graph | None:
+    deps = {a: tuple(sorted({d for d in b.deps() if d in blocks})) for a, b in blocks.items()}
+    cycle = find_cycle(deps)
+    if cycle:
+        loop = " -> ".join(str(a) for a in cycle)
+        first = blocks[cycle[0]]
+        diags.error("Dependency cycle", first.pos,
+                    f"Each block feeds the next, in a loop: {loop}.",
+                    "Break the loop: a block cannot use, directly or not, its own output.",
+                    f'in {first.kind.value} "{first.name}"')
+        return None
+    ts: graphlib.TopologicalSorter[Address] = graphlib.TopologicalSorter()
+    for a in sorted(deps):
+        ts.add(a, *deps[a])
+    ts.prepare()
+    order: list[Address] = []
+    while ts.is_active():
+        ready = sorted(ts.get_ready())
+        order.extend(ready)
+        ts.done(*ready)
+    return Graph(deps, tuple(order))
+
+
+def find_cycle(deps: Mapping[Address, tuple[Address, ...]]) -> list[Address]:
+    """One cycle, in dependency order and closed (first == last), or []."""
+    ts: graphlib.TopologicalSorter[Address] = graphlib.TopologicalSorter()
+    for a in sorted(deps):
+        ts.add(a, *deps[a])
+    try:
+        ts.prepare()
+    except graphlib.CycleError as e:
+        cyc = list(e.args[1])  # each node feeds the next; first == last
+        start = cyc.index(min(cyc[:-1]))
+        ring = cyc[start:-1] + cyc[:start]
+        return ring + [ring[0]]
+    return []

@@ -1,0 +1,133 @@
+"""Fingerprints: a hash of what determines a block's output, and nothing else (SPEC §4).
+
+    fingerprint = sha256(kind, settings, code identity, {input address: input fingerprint})
+
+`settings` are the block's normalised meaning (defaults filled, names, descriptions,
+replicas and compute left out). Code identity is `builtin:NAME@VERSION`, `file:SHA256`
+for custom code, or `data:SHA256` for a source. A source's settings also hold the checks
+of its raw columns, since together they decide which rows survive ingest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mlp.builtins.catalogue import AGGREGATORS, ESTIMATORS, TRAINING_DEFAULTS, TRANSFORMERS
+from mlp.config import blocks as B
+from mlp.diagnostics import Diagnostics
+from mlp.graph.address import Address, Kind
+from mlp.graph.dag import Graph
+from mlp.graph.datahash import HashCache, data_hash
+
+INGEST_VERSION = "1"
+API_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A block's fingerprint and the parts it was made from (kept in state for diffs)."""
+
+    value: str
+    settings: Mapping[str, Any]
+    code: str
+    inputs: Mapping[str, str] = field(default_factory=dict)
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(canonical(obj).encode()).hexdigest()
+
+
+def effective_settings(app: B.App, cfg: B.BlockConfig, sample: int | None) -> dict[str, Any]:
+    """Settings with every default the runtime will use filled in."""
+    s = cfg.settings()
+    if isinstance(cfg, B.Source):
+        if sample is not None:
+            s["sample"] = sample
+        s["columns"] = {c.name: {"column": c.column, **c.checks()} for c in app.blocks.values()
+                        if isinstance(c, B.RawColumn) and c.source == cfg.address}
+    elif isinstance(cfg, B.Aggregate) and not cfg.custom and cfg.aggregator in AGGREGATORS:
+        s["args"] = {a.name: a.default for a in AGGREGATORS[cfg.aggregator].args if a.default is not None} | s["args"]
+    elif isinstance(cfg, B.TransformedColumn) and not cfg.custom and cfg.transformer in TRANSFORMERS:
+        s["args"] = {a.name: a.default for a in TRANSFORMERS[cfg.transformer].args if a.default is not None} | s["args"]
+    elif isinstance(cfg, B.Model):
+        if not cfg.custom and cfg.estimator in ESTIMATORS:
+            s["hparams"] = dict(ESTIMATORS[cfg.estimator].hparams) | s["hparams"]
+        s["training"] = dict(TRAINING_DEFAULTS) | s["training"]
+    return s
+
+
+def code_identity(cfg: B.BlockConfig, code_fps: Mapping[Address, str], data_fps: Mapping[Address, str]) -> str:
+    if isinstance(cfg, B.Source):
+        return "data:" + data_fps.get(cfg.address, "")
+    if isinstance(cfg, B.RawColumn):
+        return f"builtin:ingest@{INGEST_VERSION}"
+    if isinstance(cfg, B.Api):
+        return f"builtin:api@{API_VERSION}"
+    custom = getattr(cfg, "custom", None)
+    if custom is not None:
+        return "file:" + code_fps.get(custom, "")
+    if isinstance(cfg, B.Aggregate):
+        spec = AGGREGATORS.get(cfg.aggregator)
+        return f"builtin:{cfg.aggregator}@{spec.version if spec else '?'}"
+    if isinstance(cfg, B.TransformedColumn):
+        if cfg.model:
+            return "builtin:model_column@1"
+        tspec = TRANSFORMERS.get(cfg.transformer)
+        return f"builtin:{cfg.transformer}@{tspec.version if tspec else '?'}"
+    if isinstance(cfg, B.Model):
+        espec = ESTIMATORS.get(cfg.estimator)
+        return f"builtin:{cfg.estimator}@{espec.version if espec else '?'}"
+    return "none"
+
+
+def hash_inputs(app: B.App, cache: HashCache, diags: Diagnostics) -> tuple[dict[Address, str], dict[Address, str]]:
+    """Content hashes of every source's data and every custom code file."""
+    data: dict[Address, str] = {}
+    code: dict[Address, str] = {}
+    for addr, cfg in sorted(app.blocks.items()):
+        ctx = f'in {addr.kind.value} "{addr.name}"'
+        if isinstance(cfg, B.Source):
+            found = data_hash(app.dir, cfg.path, cache)
+            if found is None:
+                diags.error(f'No data found for {addr}', cfg.where("path"),
+                            f'Nothing matches path "{cfg.path}" (relative to {app.dir}).',
+                            "Fix the path, or put the data there.", ctx)
+            else:
+                data[addr] = found[0]
+        elif isinstance(cfg, B.CustomCode):
+            p = app.dir / cfg.path
+            if not p.is_file():
+                diags.error(f"Code file not found for {addr}", cfg.where("path"),
+                            f'"{cfg.path}" does not exist (relative to {app.dir}).',
+                            "Fix the path, or create the file.", ctx)
+            else:
+                code[addr] = cache.sha256(Path(p))[1]
+    cache.save()
+    return data, code
+
+
+def fingerprints(app: B.App, graph: Graph, data_fps: Mapping[Address, str],
+                 code_fps: Mapping[Address, str], sample: int | None) -> dict[Address, Fingerprint]:
+    out: dict[Address, Fingerprint] = {}
+    for addr in graph.order:
+        cfg = app.blocks[addr]
+        if not addr.kind.builds:
+            continue
+        settings = effective_settings(app, cfg, sample)
+        code = code_identity(cfg, code_fps, data_fps)
+        inputs = {str(d): out[d].value for d in graph.deps[addr] if d in out}
+        value = digest({"kind": addr.kind.value, "settings": settings, "code": code, "inputs": inputs})
+        out[addr] = Fingerprint(value, settings, code, inputs)
+    return out
+
+
+def kind_of(address: str) -> Kind:
+    return Kind(address.split(".", 1)[0])

@@ -1,0 +1,152 @@
+"""The plan: one `Change` per block, each with an action and the reason for it.
+
+Invariants of `Plan`:
+- `changes` is sorted by address (kind order, then name) and holds every block the plan
+  covers, no-ops included (views hide them unless asked);
+- `lineage` and `serial` are those of the state the plan was made against; `data` and
+  `code` are the content hashes of every source and custom code file it saw. Apply of a
+  saved plan refuses to run when any of them moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+from mlp.graph.address import Address
+
+FORMAT_VERSION = "1.0"
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    REBUILD = "rebuild"
+    REUSE = "reuse"
+    UPDATE = "update"
+    DESTROY = "destroy"
+    NOOP = "no-op"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "rebuild": "~", "reuse": "=", "update": "~", "destroy": "-",
+                "no-op": " "}[self.value]
+
+    @property
+    def runs(self) -> bool:
+        """Whether apply does work for this action."""
+        return self in (Action.CREATE, Action.REBUILD, Action.UPDATE)
+
+
+class Reason(str, Enum):
+    """Why a block gets its action. Documented in docs/plan.md."""
+
+    NEW = "new"                              # not in state
+    CONFIG_CHANGED = "config_changed"        # its own settings changed (details: field diffs)
+    CODE_CHANGED = "code_changed"            # its custom code file changed
+    DATA_CHANGED = "data_changed"            # a source's data changed
+    UPSTREAM_CHANGED = "upstream_changed"    # something it uses changed (details name it)
+    SAMPLE_CHANGED = "sample_changed"        # a source's sample size changed (--sample)
+    REPLACE_REQUESTED = "replace_requested"  # --replace ADDR
+    PROVIDER_CHANGED = "provider_changed"    # the provider kind changed: deployments move
+    REMOVED = "removed"                      # in state, gone from the app
+    CACHE_HIT = "cache_hit"                  # the new fingerprint's artifact is in the store
+    UNCHANGED = "unchanged"                  # no-op
+
+
+@dataclass(frozen=True)
+class Change:
+    address: Address
+    action: Action
+    reason: Reason
+    details: tuple[str, ...] = ()
+    fingerprint_before: str | None = None
+    fingerprint_after: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": str(self.address), "kind": self.address.kind.value,
+                "action": self.action.value, "reason": self.reason.value,
+                "details": list(self.details), "fingerprint_before": self.fingerprint_before,
+                "fingerprint_after": self.fingerprint_after}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Change:
+        return cls(Address.parse(d["address"]), Action(d["action"]), Reason(d["reason"]),
+                   tuple(d.get("details", ())), d.get("fingerprint_before"), d.get("fingerprint_after"))
+
+
+@dataclass(frozen=True)
+class Summary:
+    create: int = 0
+    rebuild: int = 0
+    reuse: int = 0
+    update: int = 0
+    destroy: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.create + self.rebuild + self.reuse + self.update + self.destroy
+
+    def line(self) -> str:
+        if not self.total:
+            return "No changes. The app matches its state."
+        return (f"Plan: {self.create} to create, {self.rebuild} to rebuild, {self.reuse} to reuse, "
+                f"{self.update} to update, {self.destroy} to destroy.")
+
+
+@dataclass(frozen=True)
+class Plan:
+    app: str
+    app_dir: str
+    changes: tuple[Change, ...]
+    lineage: str
+    serial: int
+    provider: str
+    data: Mapping[str, str] = field(default_factory=dict)
+    code: Mapping[str, str] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+    sample: int | None = None
+    format_version: str = FORMAT_VERSION
+
+    def summary(self) -> Summary:
+        counts = {a: 0 for a in Action}
+        for c in self.changes:
+            counts[c.action] += 1
+        return Summary(counts[Action.CREATE], counts[Action.REBUILD], counts[Action.REUSE],
+                       counts[Action.UPDATE], counts[Action.DESTROY])
+
+    @property
+    def has_changes(self) -> bool:
+        return self.summary().total > 0
+
+    def change(self, address: Address) -> Change | None:
+        return next((c for c in self.changes if c.address == address), None)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.summary()
+        return {
+            "format_version": self.format_version, "app": self.app, "app_dir": self.app_dir,
+            "provider": self.provider,
+            "state": {"lineage": self.lineage, "serial": self.serial},
+            "inputs": {"data": dict(sorted(self.data.items())), "code": dict(sorted(self.code.items()))},
+            "options": {"variables": dict(sorted(self.variables.items())), "targets": list(self.targets),
+                        "replace": list(self.replace), "sample": self.sample},
+            "changes": [c.to_json() for c in self.changes],
+            "summary": {"create": s.create, "rebuild": s.rebuild, "reuse": s.reuse,
+                        "update": s.update, "destroy": s.destroy, "text": s.line()},
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Plan:
+        opts = d.get("options", {})
+        return cls(app=d["app"], app_dir=d.get("app_dir", "."),
+                   changes=tuple(Change.from_json(c) for c in d["changes"]),
+                   lineage=d["state"]["lineage"], serial=int(d["state"]["serial"]),
+                   provider=d.get("provider", "local"),
+                   data=dict(d.get("inputs", {}).get("data", {})),
+                   code=dict(d.get("inputs", {}).get("code", {})),
+                   variables=dict(opts.get("variables", {})), targets=tuple(opts.get("targets", ())),
+                   replace=tuple(opts.get("replace", ())), sample=opts.get("sample"),
+                   format_version=d.get("format_version", FORMAT_VERSION))

@@ -1,0 +1,131 @@
+"""The planner: compare an analysed app with its state and decide, block by block,
+what apply will do and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from mlp.config.values import did_you_mean
+from mlp.errors import UsageError
+from mlp.graph.address import Address, Kind
+from mlp.graph.analysis import Analysis
+from mlp.graph.fingerprint import Fingerprint
+from mlp.plan.diff import field_diff
+from mlp.plan.model import Action, Change, Plan, Reason
+from mlp.state.model import BlockRecord, State
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+    variables: tuple[tuple[str, str], ...] = ()
+    sample: int | None = None
+
+
+def parse_addresses(texts: Iterable[str], known: Iterable[Address], flag: str) -> list[Address]:
+    known_s = sorted(str(a) for a in known)
+    out = []
+    for t in texts:
+        try:
+            a = Address.parse(t)
+        except ValueError as e:
+            raise UsageError(f"Invalid {flag} address", str(e), f"Use KIND.NAME, e.g. {flag} model.churn") from None
+        if str(a) not in known_s:
+            hint = did_you_mean(t, known_s)
+            raise UsageError(f'{flag} {t}: no such block', f"The app and its state have no block {t}.",
+                             hint or "Run `mlp plan` to list the blocks.")
+        out.append(a)
+    return out
+
+
+def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool],
+              opts: PlanOptions) -> Plan:
+    app, graph, fps = analysis.app, analysis.graph, analysis.fingerprints
+    in_state = {Address.parse(a) for a in state.blocks}
+    targets = parse_addresses(opts.targets, set(fps) | in_state, "--target")
+    replace = set(parse_addresses(opts.replace, fps, "--replace"))
+    selected = graph.closure(targets) if targets else set(graph.order)
+    forced = graph.downstream(replace) & selected if replace else set()
+    changes: dict[Address, Change] = {}
+    for addr in graph.order:
+        if addr not in fps or addr not in selected:
+            continue
+        rec = state.blocks.get(str(addr))
+        ch = _change(addr, fps[addr], rec, changes, state, app.provider.kind, store_has,
+                     addr in replace, addr in forced, app.blocks[addr].extra())
+        changes[addr] = ch
+    for a in sorted(in_state - set(fps)):
+        if targets and a not in targets:
+            continue
+        rec = state.blocks[str(a)]
+        changes[a] = Change(a, Action.DESTROY, Reason.REMOVED, ("no longer in the app",), rec.fingerprint, None)
+    return Plan(app=app.name, app_dir=str(app.dir), changes=tuple(sorted(changes.values(), key=lambda c: c.address)),
+                lineage=state.lineage, serial=state.serial, provider=app.provider.kind,
+                data={str(k): v for k, v in analysis.data.items()},
+                code={str(k): v for k, v in analysis.code.items()},
+                variables=dict(opts.variables), targets=tuple(opts.targets), replace=tuple(opts.replace),
+                sample=opts.sample)
+
+
+def _change(addr: Address, fp: Fingerprint, rec: BlockRecord | None, done: dict[Address, Change],
+            state: State, provider: str, store_has: Callable[[str], bool], replace: bool,
+            forced: bool, extra: dict[str, Any]) -> Change:
+    before = rec.fingerprint if rec else None
+    if rec is None:
+        if addr.kind is not Kind.API and store_has(fp.value):
+            return Change(addr, Action.REUSE, Reason.CACHE_HIT, ("new block; its artifact is in the store",),
+                          None, fp.value)
+        return Change(addr, Action.CREATE, Reason.NEW, (), None, fp.value)
+    if replace:
+        return Change(addr, Action.REBUILD, Reason.REPLACE_REQUESTED, ("--replace",), before, fp.value)
+    if rec.fingerprint == fp.value:
+        return _same_fingerprint(addr, fp, rec, done, state, provider, forced, extra)
+    reason, details = _why(addr, fp, rec, done)
+    if addr.kind is not Kind.API and store_has(fp.value):
+        return Change(addr, Action.REUSE, Reason.CACHE_HIT,
+                      (f"{reason.value}; the artifact for the new fingerprint is in the store",) + details,
+                      before, fp.value)
+    return Change(addr, Action.REBUILD, reason, details, before, fp.value)
+
+
+def _same_fingerprint(addr: Address, fp: Fingerprint, rec: BlockRecord, done: dict[Address, Change],
+                      state: State, provider: str, forced: bool, extra: dict[str, Any]) -> Change:
+    if forced:
+        ups = sorted(a for a in done if str(a) in fp.inputs and done[a].action is Action.REBUILD)
+        return Change(addr, Action.REBUILD, Reason.UPSTREAM_CHANGED,
+                      tuple(f"{u} is replaced" for u in ups), rec.fingerprint, fp.value)
+    if addr.kind is Kind.API and state.provider and state.provider != provider:
+        return Change(addr, Action.REBUILD, Reason.PROVIDER_CHANGED,
+                      (f"provider: {state.provider} -> {provider}",), rec.fingerprint, fp.value)
+    extra_diff = field_diff(rec.extra, extra)
+    if extra_diff:
+        return Change(addr, Action.UPDATE, Reason.CONFIG_CHANGED, tuple(extra_diff), rec.fingerprint, fp.value)
+    return Change(addr, Action.NOOP, Reason.UNCHANGED, (), rec.fingerprint, fp.value)
+
+
+def _why(addr: Address, fp: Fingerprint, rec: BlockRecord, done: dict[Address, Change]) -> tuple[Reason, tuple[str, ...]]:
+    diffs = field_diff(rec.settings, dict(fp.settings))
+    if diffs:
+        if addr.kind is Kind.SOURCE and all(d.startswith("sample:") for d in diffs):
+            return Reason.SAMPLE_CHANGED, tuple(diffs)
+        return Reason.CONFIG_CHANGED, tuple(diffs)
+    if rec.code != fp.code:
+        if addr.kind is Kind.SOURCE:
+            return Reason.DATA_CHANGED, ("the data's content hash changed",)
+        return Reason.CODE_CHANGED, (f"{fp.code.split(':')[0]} {_short(rec.code)} -> {_short(fp.code)}",)
+    changed = sorted(a for a, v in fp.inputs.items() if rec.inputs.get(a) != v)
+    changed += sorted(f"{a} (no longer used)" for a in rec.inputs if a not in fp.inputs)
+    details = []
+    for u in changed:
+        up = next((c for a, c in done.items() if str(a) == u), None)
+        details.append(f"{u} ({up.reason.value})" if up and up.action is not Action.NOOP else u)
+    return Reason.UPSTREAM_CHANGED, tuple(details)
+
+
+def _short(code: str | None) -> str:
+    if not code:
+        return "(none)"
+    kind, _, value = code.partition(":")
+    return value[:12] if kind in ("file", "data") else value

@@ -1,0 +1,58 @@
+"""The views of a plan. Every view renders the plan's JSON form (`Plan.to_json()`), the
+way terraform renders its human plan from the JSON plan, so they cannot disagree."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from mlp.graph.address import Kind
+
+_STYLE = {"create": "green", "rebuild": "yellow", "reuse": "cyan", "update": "yellow",
+          "destroy": "red", "no-op": "dim"}
+_SYMBOL = {"create": "+", "rebuild": "~", "reuse": "=", "update": "~", "destroy": "-", "no-op": " "}
+
+
+def text_lines(plan: Mapping[str, Any], verbose: bool = False) -> list[tuple[str, str]]:
+    """(line, style) pairs of the human plan; style is a rich style name or ''."""
+    changes = [c for c in plan["changes"] if verbose or c["action"] != "no-op"]
+    out: list[tuple[str, str]] = []
+    if changes:
+        out.append((f'mlp will perform these actions on app "{plan["app"]}":', "bold"))
+    width = max((len(c["address"]) for c in changes), default=0) + 2
+    for kind in Kind:
+        group = [c for c in changes if c["kind"] == kind.value]
+        if not group:
+            continue
+        out.append(("", ""))
+        out.append((f"  {kind.value}", "bold"))
+        for c in group:
+            reason = c["reason"] if c["action"] != "update" else f"update: {c['reason']}"
+            fp = ""
+            if c["action"] in ("rebuild", "reuse") and c["fingerprint_before"]:
+                fp = f"  ({c['fingerprint_before'][:8]} -> {c['fingerprint_after'][:8]})"
+            out.append((f"  {_SYMBOL[c['action']]} {c['address'].ljust(width)}{reason}{fp}",
+                        _STYLE[c["action"]]))
+            for d in c["details"]:
+                out.append((f"        {d}", "dim" if c["action"] == "no-op" else ""))
+    if changes:
+        out.append(("", ""))
+    out.append((plan["summary"]["text"], "bold"))
+    return out
+
+
+def render_text(plan: Mapping[str, Any], verbose: bool = False) -> str:
+    return "\n".join(line for line, _ in text_lines(plan, verbose)) + "\n"
+
+
+def render_markdown(plan: Mapping[str, Any], verbose: bool = False) -> str:
+    """A table for a pull-request comment."""
+    changes = [c for c in plan["changes"] if verbose or c["action"] != "no-op"]
+    lines = [f'### mlp plan for `{plan["app"]}`', ""]
+    if changes:
+        lines += ["| | block | action | reason | details |", "|---|---|---|---|---|"]
+        for c in changes:
+            details = "<br>".join(f"`{d}`" for d in c["details"])
+            lines.append(f"| `{_SYMBOL[c['action']]}` | `{c['address']}` | {c['action']} | {c['reason']} | {details} |")
+        lines.append("")
+    lines.append(f"**{plan['summary']['text']}**")
+    return "\n".join(lines) + "\n"
