@@ -92,3 +92,66 @@ def unlock(app_dir: Path, lock_id: str) -> None:
     if checked is None:
         raise DiagnosticsError(diags)
     backend_for(checked).unlock(lock_id)
+
+
+@dataclass(frozen=True)
+class StateView:
+    """What `mlp show` prints: every block in state, in address order."""
+
+    app: str
+    lineage: str
+    serial: int
+    blocks: tuple[dict[str, Any], ...]
+    outputs: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"app": self.app, "lineage": self.lineage, "serial": self.serial,
+                "blocks": list(self.blocks), "outputs": dict(self.outputs)}
+
+
+def show(app_dir: Path) -> StateView:
+    from mlp.graph.address import Address
+
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    backend = backend_for(checked)
+    state = backend.read_state()
+    store = backend.artifacts()
+    rows = []
+    for addr in sorted(state.blocks, key=Address.parse):
+        rec = state.blocks[addr]
+        row = rec.to_json()
+        row["in_app"] = Address.parse(addr) in checked.app.blocks
+        row["artifact"] = str(store.local_path(rec.artifact)) if rec.artifact else None
+        rows.append(row)
+    return StateView(checked.app.name, state.lineage, state.serial, tuple(rows), dict(state.outputs))
+
+
+def graph(app_dir: Path, fmt: str = "dot", out_file: Path | None = None) -> str | Path:
+    """DOT text of the block graph; or an SVG/PNG written by Graphviz's `dot`."""
+    import shutil
+    import subprocess
+
+    from mlp.graph.dot import to_dot
+
+    if fmt not in ("dot", "svg", "png"):
+        raise UsageError(f"Unknown graph format {fmt!r}", "Use dot, svg or png.")
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    text = to_dot(checked.app, checked.graph)
+    if fmt == "dot":
+        if out_file is not None:
+            out_file.write_text(text)
+            return out_file
+        return text
+    dot = shutil.which("dot")
+    if dot is None:
+        raise UsageError(f"Rendering {fmt.upper()} needs Graphviz's `dot` program, which is not installed",
+                         "", "Install Graphviz (apt-get install graphviz), or use --format dot.")
+    target = out_file or Path(f"graph.{fmt}")
+    proc = subprocess.run([dot, f"-T{fmt}", "-o", str(target)], input=text.encode(), capture_output=True)
+    if proc.returncode != 0:
+        raise UsageError("Graphviz failed", proc.stderr.decode(errors="replace")[-500:])
+    return target

@@ -30,7 +30,7 @@ aggregate "petal_length_stddev" {
 
 transformed_column "sepal_length_norm" {
   transformer = "normalize"
-  inputs = {
+  inputs      = {
     column = raw_column.sepal_length
     mean   = aggregate.sepal_length_mean
     stddev = aggregate.sepal_length_stddev
@@ -39,7 +39,7 @@ transformed_column "sepal_length_norm" {
 
 transformed_column "sepal_width_norm" {
   transformer = "normalize"
-  inputs = {
+  inputs      = {
     column = raw_column.sepal_width
     mean   = aggregate.sepal_width_mean
     stddev = aggregate.sepal_width_stddev
@@ -48,7 +48,7 @@ transformed_column "sepal_width_norm" {
 
 transformed_column "petal_length_norm" {
   transformer = "normalize"
-  inputs = {
+  inputs      = {
     column = raw_column.petal_length
     mean   = aggregate.petal_length_mean
     stddev = aggregate.petal_length_stddev

@@ -2,7 +2,7 @@ model "dnn" {
   type      = "classification"
   estimator = "dnn"
   target    = raw_column.class
-  features = [
+  features  = [
     transformed_column.sepal_length_norm,
     transformed_column.sepal_width_norm,
     transformed_column.petal_length_norm,

@@ -100,7 +100,9 @@ def load_app(app_dir: Path, var_overrides: Mapping[str, str] | None = None,
     _check_column_names(built, diags)
     app = B.App(app_name, app_dir, built, variables, prov, back, tuple(pf.file for pf in parsed))
     _check_refs(app, diags)
-    return (None if diags.has_errors() else app), diags
+    # Unknown references are reported, but the app is returned so that the graph and
+    # type checks can report their problems in the same run.
+    return app, diags
 
 
 def _variables(blocks: list[Block], overrides: Mapping[str, str], diags: Diagnostics) -> dict[str, Any]:

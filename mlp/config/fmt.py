@@ -1,0 +1,136 @@
+"""`mlp fmt`: the canonical layout of HCL files, as `terraform fmt` does it.
+
+Two-space indentation by nesting depth, `name = value` with one space around `=`, the
+`=` of consecutive attribute lines aligned, at most one blank line in a row, no
+trailing whitespace, one final newline. Comments and heredocs are kept as written.
+Only files that parse are formatted: formatting must never change meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlp.config.hcl import parse_text
+from mlp.config.loader import app_files
+from mlp.diagnostics import Diagnostics
+from mlp.errors import DiagnosticsError
+
+_ATTR = re.compile(r"^([A-Za-z_][\w-]*)\s*=(?!=)\s*(.*)$")
+_HEREDOC = re.compile(r"<<-?([A-Za-z_]\w*)\s*$")
+
+
+@dataclass
+class _Line:
+    text: str
+    depth: int
+    key: str | None = None
+    value: str = ""
+    verbatim: bool = False
+
+
+def _scan(line: str) -> tuple[int, bool]:
+    """Net bracket depth change of a line, ignoring strings and comments; and whether
+    the line starts with a closing bracket."""
+    delta = 0
+    in_str = False
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if in_str:
+            if c == "\\":
+                i += 2
+                continue
+            if c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c == "#" or line.startswith("//", i):
+            break
+        elif c in "{[(":
+            delta += 1
+        elif c in "}])":
+            delta -= 1
+        i += 1
+    return delta, line[:1] in ("}", "]", ")")
+
+
+def format_text(text: str) -> str:
+    lines: list[_Line] = []
+    depth = 0
+    heredoc: str | None = None
+    for raw in text.splitlines():
+        if heredoc is not None:
+            lines.append(_Line(raw.rstrip(), depth, verbatim=True))
+            if raw.strip() == heredoc:
+                heredoc = None
+            continue
+        s = raw.strip()
+        delta, closes = _scan(s)
+        indent = max(depth - 1 if closes else depth, 0)
+        m = _ATTR.match(s)
+        line = _Line(s, indent, m.group(1), m.group(2)) if m else _Line(s, indent)
+        lines.append(line)
+        depth = max(depth + delta, 0)
+        hd = _HEREDOC.search(s)
+        if hd:
+            heredoc = hd.group(1)
+    return _render(lines)
+
+
+def _render(lines: list[_Line]) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln.key is None:
+            out.append(ln.text if ln.verbatim else ("  " * ln.depth + ln.text).rstrip())
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and lines[j].key is not None and lines[j].depth == ln.depth:
+            j += 1
+            if _opens(lines[j - 1]):
+                break
+        width = max(len(x.key or "") for x in lines[i:j])
+        for x in lines[i:j]:
+            out.append(("  " * x.depth + f"{(x.key or '').ljust(width)} = {x.value}").rstrip())
+        i = j
+    return _squeeze(out)
+
+
+def _opens(ln: _Line) -> bool:
+    return _scan(ln.value)[0] > 0
+
+
+def _squeeze(out: list[str]) -> str:
+    result: list[str] = []
+    for line in out:
+        if not line and (not result or not result[-1]):
+            continue
+        result.append(line)
+    while result and not result[-1]:
+        result.pop()
+    return "\n".join(result) + "\n"
+
+
+def format_app(app_dir: Path, write: bool = True) -> list[Path]:
+    """Format every *.hcl file of the app; returns the files whose text changed."""
+    diags = Diagnostics()
+    changed = []
+    for path in app_files(app_dir):
+        text = path.read_text()
+        parsed = parse_text(text, path.name)
+        if parsed.syntax_error:
+            diags.error("Invalid HCL syntax: " + parsed.syntax_error[0], parsed.syntax_error[1],
+                        "Files with syntax errors are not formatted.")
+            continue
+        new = format_text(text)
+        if new != text:
+            changed.append(path)
+            if write:
+                path.write_text(new)
+    if diags.has_errors():
+        raise DiagnosticsError(diags)
+    return changed

@@ -1,0 +1,29 @@
+"""The block graph as Graphviz DOT text, clustered by kind, edges in data-flow direction."""
+
+from __future__ import annotations
+
+from mlp.config.blocks import App
+from mlp.graph.address import Kind
+from mlp.graph.dag import Graph
+
+_SHAPES = {Kind.SOURCE: "cylinder", Kind.RAW_COLUMN: "box", Kind.AGGREGATE: "ellipse",
+           Kind.TRANSFORMED_COLUMN: "box", Kind.MODEL: "component", Kind.API: "doubleoctagon",
+           Kind.AGGREGATOR: "note", Kind.TRANSFORMER: "note", Kind.ESTIMATOR: "note"}
+
+
+def to_dot(app: App, graph: Graph) -> str:
+    lines = [f'digraph "{app.name}" {{', "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
+    for kind in Kind:
+        members = [a for a in graph.order if a.kind is kind]
+        if not members:
+            continue
+        lines.append(f'  subgraph "cluster_{kind.value}" {{')
+        lines.append(f'    label="{kind.value}"; style=dashed;')
+        for a in sorted(members):
+            lines.append(f'    "{a}" [label="{a.name}", shape={_SHAPES[kind]}];')
+        lines.append("  }")
+    for a in sorted(graph.deps):
+        for d in graph.deps[a]:
+            lines.append(f'  "{d}" -> "{a}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,434 @@
+"""The local backend: the app's `.mlp` folder.
+
+    .mlp/state.json      the state, written whole and atomically (temp file, fsync, rename)
+    .mlp/state.journal   JSON lines, one `JournalEntry` each, appended and fsynced one by one
+    .mlp/state.lock      the lock: created exclusively, holding the holder's `LockInfo`
+    .mlp/artifacts/      one folder per artifact key (`ab/ab12...`); `.tmp/` for work in progress
+    .mlp/logs/           `<address>.log`
+
+Crash safety: `state.json` is only ever replaced by rename, so it is always a whole
+document. Journal entries carry their serial; reading replays those newer than
+`state.json`, so a crash between writing `state.json` and discarding the journal loses
+nothing and replays nothing twice. A crash mid-append leaves a torn last line without its
+newline: reading ignores it and the next append cuts it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlp.errors import LockError, StateError
+from mlp.state.lock import LockInfo, lock_error
+from mlp.state.model import BlockRecord, JournalEntry, State
+
+STATE_FILE = "state.json"
+JOURNAL_FILE = "state.journal"
+LOCK_FILE = "state.lock"
+_READ_ATTEMPTS = 5
+_LOCK_READ_TIMEOUT = 1.0  # how long a half-written lock file may stay unreadable
+_CHUNK = 64 * 1024
+_KEY_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*/[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+
+
+class LocalBackend:
+    """State, artifacts and logs in a local folder (`root`, normally `<app>/.mlp`).
+
+    Nothing is created until something is written.
+    """
+
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._state_path = self.root / STATE_FILE
+        self._journal_path = self.root / JOURNAL_FILE
+        self._lock_path = self.root / LOCK_FILE
+        self._base_serial_cache: tuple[tuple[int, int, int], int] | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalBackend({str(self.root)!r})"
+
+    # -- state ---------------------------------------------------------------------------
+
+    def read_state(self) -> State:
+        # A writer may replace state.json while we read the journal; retry until both
+        # reads saw the same state.json.
+        for _ in range(_READ_ATTEMPTS):
+            state = self._read_consistent()
+            if state is not None:
+                return state
+        raise StateError(
+            "The state kept changing while it was being read",
+            detail=f"{self._state_path} was replaced {_READ_ATTEMPTS} times during one read.",
+            hint="Run the command again once the other mlp command has finished.",
+        )
+
+    def _read_consistent(self) -> State | None:
+        ident = _file_ident(self._state_path)
+        base = self._read_state_file()
+        entries = self._read_journal()
+        if _file_ident(self._state_path) != ident:
+            return None
+        if base is None:
+            if entries:
+                raise _journal_without_state(self._state_path, self._journal_path)
+            return State.new()
+        for entry in entries:
+            if entry.serial > base.serial:
+                base = entry.apply(base)
+        return base
+
+    def write_state(self, state: State) -> State:
+        current = self.read_state() if self._state_path.exists() else None
+        if current is not None and current.lineage != state.lineage:
+            raise StateError(
+                "The state belongs to another app",
+                detail=(
+                    f"{self._state_path} has lineage {current.lineage}, "
+                    f"but the state being written has lineage {state.lineage}."
+                ),
+                hint="Check that the app folder and backend settings point at this app's state.",
+            )
+        serial = max(state.serial, current.serial if current else 0) + 1
+        stored = state.with_serial(serial)
+        _atomic_write(self._state_path, _dumps_document(stored.to_json()))
+        self._discard_journal()
+        return stored
+
+    def record_block(self, record: BlockRecord) -> None:
+        self._append(lambda serial: JournalEntry.block(serial, record))
+
+    def remove_block(self, address: str) -> None:
+        self._append(lambda serial: JournalEntry.remove(serial, address))
+
+    def set_output(self, key: str, value: Any | None) -> None:
+        self._append(lambda serial: JournalEntry.output(serial, key, value))
+
+    def _read_state_file(self) -> State | None:
+        try:
+            text = self._state_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            return State.from_json(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise _corrupt(self._state_path, f"line {e.lineno}, column {e.colno}: {e.msg}") from None
+        except ValueError as e:
+            raise _corrupt(self._state_path, str(e)) from None
+
+    def _read_journal(self) -> list[JournalEntry]:
+        try:
+            data = self._journal_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        lines = data.split(b"\n")
+        # The last piece has no newline: empty, or a torn append from a crash. Ignore it.
+        return [self._parse_entry(line, f"line {n}") for n, line in enumerate(lines[:-1], start=1)]
+
+    def _parse_entry(self, line: bytes, where: str) -> JournalEntry:
+        try:
+            return JournalEntry.from_json(json.loads(line))
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise _corrupt(self._journal_path, f"{where}: {e}") from None
+
+    def _append(self, make: Callable[[int], JournalEntry]) -> None:
+        """Append the entry `make(serial)` to the journal with the next serial, durably."""
+        if not self._state_path.exists():  # fix the lineage before the first entry
+            _atomic_write(self._state_path, _dumps_document(State.new().to_json()))
+        created = not self._journal_path.exists()
+        fd = os.open(self._journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            end, last = _journal_tail(fd, size)
+            last_serial = self._parse_entry(last, "its last line").serial if last else 0
+            entry = make(max(last_serial, self._base_serial()) + 1)
+            line = (json.dumps(entry.to_json(), sort_keys=True) + "\n").encode()
+            if end != size:
+                os.ftruncate(fd, end)  # cut off a torn line left by a crash
+            _write_all(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.root)
+
+    def _base_serial(self) -> int:
+        """The serial of `state.json`, parsed again only when the file changed."""
+        ident = _file_ident(self._state_path)
+        if ident is None:
+            return 0
+        if self._base_serial_cache is None or self._base_serial_cache[0] != ident:
+            base = self._read_state_file()
+            self._base_serial_cache = (ident, base.serial if base else 0)
+        return self._base_serial_cache[1]
+
+    def _discard_journal(self) -> None:
+        try:
+            os.unlink(self._journal_path)
+        except FileNotFoundError:
+            return
+        _fsync_dir(self.root)
+
+    # -- lock ----------------------------------------------------------------------------
+
+    def lock(self, command: str) -> LockInfo:
+        info = LockInfo.make(command)
+        data = _dumps_document(info.to_json())
+        self.root.mkdir(parents=True, exist_ok=True)
+        for _ in range(_READ_ATTEMPTS):
+            try:
+                fd = os.open(self._lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                held = self.current_lock()
+                if held is None:
+                    continue  # released between our attempt and our look: try again
+                raise lock_error(held) from None
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _fsync_dir(self.root)
+            return info
+        raise LockError(
+            "The state lock could not be taken",
+            detail=f"{self._lock_path} kept appearing and disappearing.",
+            hint="Run the command again once the other mlp commands have finished.",
+        )
+
+    def unlock(self, lock_id: str) -> None:
+        held = self.current_lock()
+        if held is None:
+            raise StateError("The state is not locked", detail=f"There is no lock to release: {self._lock_path} does not exist.")
+        if held.id != lock_id:
+            raise StateError(
+                "The lock ID does not match",
+                detail=f"The state lock is {held.describe()}. Its ID is {held.id}, not {lock_id}.",
+                hint=f"If no mlp command is running, release it with: mlp state unlock {held.id}",
+            )
+        os.unlink(self._lock_path)
+        _fsync_dir(self.root)
+
+    def current_lock(self) -> LockInfo | None:
+        # The holder creates the file, then writes it: give it a moment to finish.
+        deadline = time.monotonic() + _LOCK_READ_TIMEOUT
+        while True:
+            try:
+                text = self._lock_path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
+            try:
+                return LockInfo.from_json(json.loads(text))
+            except ValueError as e:
+                if time.monotonic() > deadline:
+                    raise _unreadable_lock(self._lock_path, str(e)) from None
+            time.sleep(0.01)
+
+    # -- artifacts and logs --------------------------------------------------------------
+
+    def artifacts(self) -> LocalArtifactStore:
+        return LocalArtifactStore(self.root / "artifacts")
+
+    def logs(self) -> LocalLogStore:
+        return LocalLogStore(self.root / "logs")
+
+
+class LocalArtifactStore:
+    """Artifacts as folders `<root>/<key>`; work in progress lives in `<root>/.tmp/`.
+
+    Keys are `prefix/name` (see `artifact_key`); parts never start with a dot, so nothing
+    under `.tmp/` is ever mistaken for an artifact.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._tmp = root / ".tmp"
+
+    def has(self, key: str) -> bool:
+        return self.local_path(key).is_dir()
+
+    def local_path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def temp_dir(self, key: str) -> Path:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=_check_key(key).replace("/", "_") + ".", dir=self._tmp))
+
+    def commit(self, key: str, tmp_dir: Path) -> None:
+        dest = self.local_path(key)
+        if Path(tmp_dir).resolve().parent != self._tmp.resolve():
+            raise ValueError(f"{tmp_dir} was not made by temp_dir() of this store")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._move_aside(dest)  # replacing: the old one goes first, then the new one lands
+        os.rename(tmp_dir, dest)
+        _fsync_dir(dest.parent)
+
+    def delete(self, key: str) -> None:
+        self._move_aside(self.local_path(key))
+
+    def keys(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            f"{prefix.name}/{child.name}"
+            for prefix in self.root.iterdir()
+            if prefix.is_dir() and not prefix.name.startswith(".")
+            for child in prefix.iterdir()
+            if child.is_dir() and not child.name.startswith(".")
+        )
+
+    def _move_aside(self, path: Path) -> None:
+        """Remove `path` by renaming it into `.tmp/` first, so it vanishes in one step."""
+        if not path.exists():
+            return
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        trash = self._tmp / f"trash-{uuid.uuid4().hex}"
+        os.rename(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+class LocalLogStore:
+    """One file per block: `<root>/<address>.log`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, address: str) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self._file(address)
+
+    def read(self, address: str) -> str:
+        try:
+            return self._file(address).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _file(self, address: str) -> Path:
+        if not _ADDRESS_RE.match(address):
+            raise ValueError(f"not a block address: {address!r}")
+        return self.root / f"{address}.log"
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that readers see the old file or the new, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _journal_tail(fd: int, size: int) -> tuple[int, bytes]:
+    """(end of the last complete line, that line) of the journal open at `fd`.
+
+    Reads backwards from the end, so the cost is the size of the last line, not the file.
+    """
+    end = _rfind_newline(fd, size) + 1
+    if end == 0:
+        return 0, b""
+    start = _rfind_newline(fd, end - 1) + 1
+    return end, os.pread(fd, end - 1 - start, start)
+
+
+def _rfind_newline(fd: int, before: int) -> int:
+    """The offset of the last b"\\n" before offset `before`, or -1."""
+    pos = before
+    while pos > 0:
+        start = max(0, pos - _CHUNK)
+        i = os.pread(fd, pos - start, start).rfind(b"\n")
+        if i >= 0:
+            return start + i
+        pos = start
+    return -1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or create in `path` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _file_ident(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _dumps_document(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _check_key(key: str) -> str:
+    if not _KEY_RE.match(key):
+        raise ValueError(f"not an artifact key (PREFIX/NAME): {key!r}")
+    return key
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def _corrupt(path: Path, why: str) -> StateError:
+    return StateError(
+        f"The state file {path.name} is corrupt",
+        detail=f"{path}: {why}",
+        hint=(
+            f"Restore {path} from a backup or version control. To start over from an empty "
+            f"state instead (every block will be built again), move it aside: mv {path} {path}.bak"
+        ),
+    )
+
+
+def _journal_without_state(state: Path, journal: Path) -> StateError:
+    return StateError(
+        "The state file is missing but its journal is not",
+        detail=f"{journal} exists, but {state} does not; it was probably deleted by hand.",
+        hint=f"Restore {state} from a backup, or remove {journal} to start from an empty state.",
+    )
+
+
+def _unreadable_lock(path: Path, why: str) -> LockError:
+    return LockError(
+        "The state is locked, but the lock file is unreadable",
+        detail=f"{path}: {why}",
+        hint=f"If no mlp command is running, remove it: rm {path}",
+    )
