@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from mlp.diagnostics import Diagnostics
 from mlp.errors import DiagnosticsError, StateError, UsageError
@@ -16,6 +16,9 @@ from mlp.graph.analysis import Analysis, Checked, analyse, check
 from mlp.plan.model import Plan
 from mlp.plan.planner import PlanOptions, make_plan
 from mlp.state.backend import Backend, artifact_key
+
+if TYPE_CHECKING:
+    from mlp.engine.apply import ApplyResult
 
 
 @dataclass(frozen=True)
@@ -155,3 +158,153 @@ def graph(app_dir: Path, fmt: str = "dot", out_file: Path | None = None) -> str 
     if proc.returncode != 0:
         raise UsageError("Graphviz failed", proc.stderr.decode(errors="replace")[-500:])
     return target
+
+
+def _parallelism(analysis: Analysis, parallelism: int | None) -> int:
+    if parallelism is not None:
+        if parallelism < 1:
+            raise UsageError("--parallelism must be at least 1", f"It is {parallelism}.")
+        return parallelism
+    return analysis.app.provider.parallelism
+
+
+def apply(app_dir: Path, *, plan_file: Path | None = None,
+          variables: Sequence[str] | Mapping[str, str] | None = None, targets: Sequence[str] = (),
+          replace: Sequence[str] = (), sample: int | None = None, parallelism: int | None = None,
+          hooks: Any = None, confirm: Callable[[Plan], bool] | None = None) -> ApplyResult:
+    """Plan (or load a saved plan), confirm, and apply under the state lock."""
+    from mlp.engine.apply import apply_plan
+    from mlp.engine.events import NullHooks
+    from mlp.state.backend import locked
+
+    hooks = hooks or NullHooks()
+    saved = None
+    if plan_file is not None:
+        from mlp.plan.planfile import read_plan
+
+        saved = read_plan(plan_file)
+        variables, targets, replace, sample = saved.variables, saved.targets, saved.replace, saved.sample
+    var_map = _vars(variables)
+    analysis, diags = analyse(app_dir, var_map, sample)
+    if analysis is None:
+        raise DiagnosticsError(diags)
+    backend = backend_for(analysis)
+    with locked(backend, "mlp apply"):
+        state = backend.read_state()
+        if saved is not None:
+            _check_saved(saved, analysis, state.lineage, state.serial)
+            the_plan = saved
+        else:
+            store = backend.artifacts()
+            opts = PlanOptions(tuple(targets), tuple(replace), tuple(sorted(var_map.items())), sample)
+            the_plan = make_plan(analysis, state, lambda fp: store.has(artifact_key(fp)), opts)
+            if confirm is not None and the_plan.has_changes and not confirm(the_plan):
+                raise UsageError("Apply cancelled", "Nothing was changed.")
+        return apply_plan(analysis, the_plan, backend, hooks, _parallelism(analysis, parallelism))
+
+
+def _check_saved(saved: Plan, analysis: Analysis, lineage: str, serial: int) -> None:
+    from mlp.errors import PlanFileError
+    from mlp.plan.planfile import check_fresh
+
+    check_fresh(saved, lineage, serial, {str(k): v for k, v in analysis.data.items()},
+                {str(k): v for k, v in analysis.code.items()})
+    moved = sorted(str(c.address) for c in saved.changes if c.fingerprint_after is not None
+                   and (c.address not in analysis.fingerprints
+                        or analysis.fingerprints[c.address].value != c.fingerprint_after))
+    if moved:
+        raise PlanFileError("The saved plan is stale",
+                            "The app's configuration changed since the plan was made: " + ", ".join(moved) + ".",
+                            "Make a new plan with: mlp plan --out FILE")
+
+
+@dataclass(frozen=True)
+class Destroyed:
+    blocks: tuple[str, ...]
+    artifacts: int
+    apis_stopped: tuple[str, ...]
+
+
+def destroy_preview(app_dir: Path) -> tuple[str, ...]:
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    return tuple(sorted(backend_for(checked).read_state().blocks))
+
+
+def destroy(app_dir: Path, confirm: Callable[[tuple[str, ...]], bool] | None = None) -> Destroyed:
+    """Stop the app's APIs, empty its state, and delete the artifacts no state refers to."""
+    from mlp.engine.serving import stop_api
+    from mlp.state.backend import locked
+
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    backend = backend_for(checked)
+    with locked(backend, "mlp destroy"):
+        state = backend.read_state()
+        blocks = tuple(sorted(state.blocks))
+        if confirm is not None and blocks and not confirm(blocks):
+            raise UsageError("Destroy cancelled", "Nothing was changed.")
+        stopped = tuple(a for a in blocks if a.startswith("api.") and stop_api(backend, a))
+        for a in blocks:
+            backend.remove_block(a)
+        for key in list(state.outputs):
+            backend.set_output(key, None)
+        store = backend.artifacts()
+        keys = store.keys()
+        for k in keys:  # the local store belongs to this app's state alone
+            store.delete(k)
+        backend.write_state(backend.read_state())
+    return Destroyed(blocks, len(keys), stopped)
+
+
+def logs(app_dir: Path, address: str) -> Path:
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    path = backend_for(checked).logs().path(address)
+    if not path.exists():
+        raise UsageError(f"No logs for {address}", f"Nothing has been logged at {path}.",
+                         "Run `mlp apply` first, or check the address with `mlp show`.")
+    return path
+
+
+def outputs(app_dir: Path) -> dict[str, Any]:
+    """API endpoints and model metrics."""
+    view = show(app_dir)
+    out: dict[str, Any] = {"apis": {}, "models": {}}
+    for key, value in sorted(view.outputs.items()):
+        if key.startswith("api."):
+            out["apis"][key] = value
+    for b in view.blocks:
+        if b["kind"] == "model":
+            out["models"][b["address"]] = b["metrics"].get("eval", {})
+    return out
+
+
+def predict(app_dir: Path, api_name: str, text: str) -> tuple[int, Any]:
+    """POST instances to a running API. `text` is one instance, a list, or {"instances": [...]}."""
+    import json
+
+    import httpx
+
+    try:
+        payload = json.loads(text)
+    except ValueError as e:
+        raise UsageError("The instances are not valid JSON", str(e), "Pass e.g. --data '{\"x\": 1}'") from None
+    if isinstance(payload, dict) and "instances" not in payload:
+        payload = {"instances": [payload]}
+    elif isinstance(payload, list):
+        payload = {"instances": payload}
+    address = api_name if api_name.startswith("api.") else f"api.{api_name}"
+    endpoint = show(app_dir).outputs.get(address)
+    if not endpoint:
+        raise UsageError(f"{address} is not running", "The state has no endpoint for it.",
+                         "Run `mlp apply` first; `mlp output` lists the endpoints.")
+    try:
+        resp = httpx.post(f"{endpoint['url']}/predict", json=payload, timeout=30)
+    except httpx.HTTPError as e:
+        raise UsageError(f"{address} does not answer at {endpoint['url']}", str(e),
+                         "Run `mlp apply` to start it again.") from None
+    return resp.status_code, resp.json()

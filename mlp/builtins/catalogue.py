@@ -9,7 +9,7 @@ part of every fingerprint that uses it, so affected blocks rebuild.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from mlp.coltypes import ColumnType as T
 
@@ -18,7 +18,7 @@ SCALAR = frozenset({T.INT, T.FLOAT, T.STRING, T.BOOL})
 DISCRETE = frozenset({T.INT, T.STRING, T.BOOL})
 
 
-class SlotKind(str, Enum):
+class SlotKind(StrEnum):
     COLUMN = "column"
     AGGREGATE = "aggregate"
 

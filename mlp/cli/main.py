@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 
@@ -127,6 +127,156 @@ def show(planfile: Optional[Path] = typer.Argument(None, help="A saved plan; wit
         from mlp import api
 
         out.state(api.show(Ctx.dir), json_out)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and not os.environ.get("MLP_IN_AUTOMATION")
+
+
+def _confirm_plan(out: Out, verbose: bool) -> Any:
+    def confirm(p: Any) -> bool:
+        out.plan(p.to_json(), "text", verbose)
+        if not _interactive():
+            fail(out, "Apply needs approval", "There is no terminal to ask (or MLP_IN_AUTOMATION is set).",
+                 "Pass --auto-approve, or apply a saved plan: mlp plan --out FILE && mlp apply FILE")
+        answer = typer.prompt("\nDo you want to apply this plan? Only 'yes' will be accepted", default="")
+        return answer.strip() == "yes"
+    return confirm
+
+
+@app.command()
+def apply(planfile: Optional[Path] = typer.Argument(None, help="A plan saved with mlp plan --out."),
+          auto_approve: bool = typer.Option(False, "--auto-approve", help="Apply without asking."),
+          target: list[str] = typer.Option([], "--target", help="Apply only ADDR and what it needs."),
+          replace: list[str] = typer.Option([], "--replace", help="Rebuild ADDR even if unchanged."),
+          sample: Optional[int] = typer.Option(None, "--sample", help="Use a seeded sample of N rows."),
+          parallelism: Optional[int] = typer.Option(None, "--parallelism", help="Jobs run at once."),
+          var: list[str] = typer.Option([], "--var", help="Set a variable: NAME=VALUE."),
+          verbose: bool = typer.Option(False, "--verbose", "-v"),
+          no_color: bool = typer.Option(False, "--no-color", help="Turn colour off.")) -> None:
+    """Build what the plan says, recording each block as it finishes."""
+    from mlp import api
+    from mlp.cli.progress import make_progress
+    from mlp.cli.summary import print_apply_summary
+
+    out = _out(no_color)
+    if planfile is not None and (target or replace or sample is not None or var):
+        fail(out, "A saved plan is applied as it is", "--target, --replace, --sample and --var go to `mlp plan`.",
+             "Make a new plan with those options, then apply it.")
+    confirm = None if (auto_approve or planfile is not None) else _confirm_plan(out, verbose)
+    progress: Any = None
+    with handle_errors(out):
+        class _Lazy:
+            """Starts the progress view once the plan is confirmed."""
+
+            def _p(self) -> Any:
+                nonlocal progress
+                if progress is None:
+                    progress = make_progress(out)
+                return progress
+
+            def block(self, e: Any) -> None:
+                self._p().block(e)
+
+            def log(self, a: str, line: str) -> None:
+                self._p().log(a, line)
+        try:
+            res = api.apply(Ctx.dir, plan_file=planfile, variables=var, targets=target, replace=replace,
+                            sample=sample, parallelism=parallelism, hooks=_Lazy(), confirm=confirm)
+        finally:
+            if progress is not None:
+                progress.close()
+        print_apply_summary(out, res)
+        if not res.ok:
+            raise typer.Exit(1)
+
+
+@app.command()
+def destroy(auto_approve: bool = typer.Option(False, "--auto-approve", help="Destroy without asking."),
+            no_color: bool = typer.Option(False, "--no-color")) -> None:
+    """Stop the app's APIs, remove its blocks from state and delete its artifacts."""
+    from mlp import api
+
+    out = _out(no_color)
+
+    def confirm(blocks: tuple[str, ...]) -> bool:
+        for b in blocks:
+            out.line(f"  - {b}", "red")
+        out.line(f"\nPlan: {len(blocks)} to destroy.", "bold")
+        if not _interactive():
+            fail(out, "Destroy needs approval", "There is no terminal to ask (or MLP_IN_AUTOMATION is set).",
+                 "Pass --auto-approve.")
+        return typer.prompt("Do you really want to destroy the app? Only 'yes' will be accepted",
+                            default="").strip() == "yes"
+    with handle_errors(out):
+        res = api.destroy(Ctx.dir, None if auto_approve else confirm)
+        if not res.blocks:
+            out.line("Nothing to destroy: the state is empty.")
+            return
+        out.line(f"Destroy complete: {len(res.blocks)} blocks removed, {res.artifacts} artifacts deleted"
+                 + (f", {len(res.apis_stopped)} APIs stopped." if res.apis_stopped else "."), "green")
+
+
+@app.command()
+def logs(address: str = typer.Argument(..., help="A block address, e.g. model.dnn"),
+         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines.")) -> None:
+    """Print a block's logs: samples, metrics, errors."""
+    import time
+
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out):
+        path = api.logs(Ctx.dir, address)
+        with path.open() as fh:
+            sys.stdout.write(fh.read())
+            sys.stdout.flush()
+            while follow:
+                chunk = fh.read()
+                if chunk:
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.3)
+
+
+@app.command()
+def output(json_out: bool = typer.Option(False, "--json")) -> None:
+    """API endpoints and model metrics."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out):
+        res = api.outputs(Ctx.dir)
+        if json_out:
+            out.json(res)
+            return
+        for addr, info in res["apis"].items():
+            out.line(f"{addr} = {info.get('url')}", "bold")
+        for addr, metrics in res["models"].items():
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if isinstance(v, (int, float)))
+            out.line(f"{addr}: {shown}")
+        if not res["apis"] and not res["models"]:
+            out.line("No outputs yet. Run `mlp apply`.")
+
+
+@app.command()
+def predict(api_name: str = typer.Argument(..., metavar="API", help="The api, e.g. iris or api.iris"),
+            data: Optional[str] = typer.Option(None, "--data", help="JSON: one instance, a list, or {instances: [...]}"),
+            file: Optional[Path] = typer.Option(None, "--file", help="A JSON file of the same.")) -> None:
+    """Send instances to a running API and print its answer."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out):
+        if (data is None) == (file is None):
+            fail(out, "Give the instances with --data or --file", "Exactly one of them is needed.",
+                 "e.g. mlp predict iris --data '{\"sepal_length\": 5.1, ...}'")
+        text = data if data is not None else file.read_text()  # type: ignore[union-attr]
+        status, body = api.predict(Ctx.dir, api_name, text)
+        out.json(body)
+        if status != 200:
+            raise typer.Exit(1)
 
 
 @state_app.command("unlock")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """Block kinds, in the order the human plan groups them."""
 
     SOURCE = "source"

@@ -92,7 +92,7 @@ def data_files(app_dir: Path, path: str) -> list[Path]:
 
 
 def _walk(folder: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
         out.extend(Path(root) / f for f in files if not f.startswith((".", "_")))

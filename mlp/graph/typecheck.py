@@ -50,7 +50,20 @@ def check_types(app: B.App, graph: Graph, diags: Diagnostics) -> Types:
             diags.error("Columns from different sources are mixed", cfg.pos,
                         f"{addr} uses columns of {names}; rows of different sources cannot be lined up.",
                         "Use columns of one source per block.", ctx)
+        if isinstance(cfg, (B.Aggregate, B.TransformedColumn)):
+            _check_model_inputs(app, cfg, diags, ctx)
     return t
+
+
+def _check_model_inputs(app: B.App, cfg: B.Aggregate | B.TransformedColumn, diags: Diagnostics, ctx: str) -> None:
+    """A model's predictions feed models only: the data pass runs before any training."""
+    for ref in cfg.inputs.values():
+        up = app.blocks.get(ref)
+        if isinstance(up, B.TransformedColumn) and up.model is not None:
+            diags.error("A model column can only be a model feature", cfg.where("inputs"),
+                        f"{ref} holds the predictions of {up.model}; aggregates and transformers run "
+                        "before training, so they cannot use it.",
+                        f"Use {ref} directly in a model's features.", ctx)
 
 
 def _check_raw(cfg: B.RawColumn, diags: Diagnostics, ctx: str) -> None:
@@ -191,7 +204,8 @@ def _check_transformed(app: B.App, cfg: B.TransformedColumn, t: Types, diags: Di
     _check_slots(cfg, spec.slots, what, t, diags, ctx)
     _check_args(cfg, spec.args, what, diags, ctx)
     _check_transform_extras(cfg, spec.name, diags, ctx)
-    col = t.columns.get(cfg.inputs.get("column")) if cfg.inputs.get("column") else None
+    col_ref = cfg.inputs.get("column")
+    col = t.columns.get(col_ref) if col_ref else None
     out = spec.output or (col.type if col else ColumnType.FLOAT)
     t.columns[cfg.address] = ColumnInfo(out, spec.categorical)
 

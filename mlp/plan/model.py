@@ -11,7 +11,7 @@ Invariants of `Plan`:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Mapping
 
 from mlp.graph.address import Address
@@ -19,7 +19,7 @@ from mlp.graph.address import Address
 FORMAT_VERSION = "1.0"
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     CREATE = "create"
     REBUILD = "rebuild"
     REUSE = "reuse"
@@ -38,7 +38,7 @@ class Action(str, Enum):
         return self in (Action.CREATE, Action.REBUILD, Action.UPDATE)
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a block gets its action. Documented in docs/plan.md."""
 
     NEW = "new"                              # not in state

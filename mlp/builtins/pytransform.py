@@ -1,0 +1,195 @@
+"""The built-in transformers in numpy/pandas, for the prediction API.
+
+Each gives, value for value, what its Spark expression in `runtime/transforms.py` gives
+(the parity tests hold them to it). Inputs are a map of slot -> pandas Series (columns)
+or plain value (aggregates). Nulls follow Spark: a null input gives a null output, except
+`index_string` (the unseen index), `one_hot` (all zeros) and `fill_missing`. Discrete
+values are matched by their string form, as Spark casts them: 3 -> "3", True -> "true".
+
+INT outputs that can be null use pandas' nullable Int64; FLOAT outputs are float64 with
+NaN for null; FLOAT_LIST outputs are Series of lists of floats.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from mlp.builtins.catalogue import TRANSFORMERS
+from mlp.coltypes import ColumnType
+
+if TYPE_CHECKING:
+    from runtime.transforms import TransformJob
+
+Transform = Callable[[dict[str, Any], dict[str, Any]], pd.Series]
+
+
+def _float(s: pd.Series) -> pd.Series:
+    return pd.to_numeric(s, errors="coerce").astype("float64")
+
+
+def _zero_where_present(s: pd.Series) -> pd.Series:
+    return pd.Series(np.where(s.isna(), np.nan, 0.0), index=s.index)
+
+
+def _key(v: Any) -> str | None:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))  # an INT column that pandas holds as float because of nulls
+    return str(v)
+
+
+def keys(s: pd.Series) -> pd.Series:
+    """The string form of each value (None for nulls), as Spark's cast to string."""
+    if pd.api.types.is_bool_dtype(s) and not s.isna().any():
+        return pd.Series(np.where(s.astype(bool), "true", "false"), index=s.index, dtype=object)
+    return pd.Series([_key(v) for v in s], index=s.index, dtype=object)
+
+
+def _positions(s: pd.Series, vocab: list[str]) -> pd.Series:
+    """Position of each value in `vocab`; -1 when unseen or null."""
+    lookup = {str(k): n for n, k in enumerate(vocab)}
+    return pd.Series([lookup.get(k, -1) if k is not None else -1 for k in keys(s)],
+                     index=s.index, dtype="int64")
+
+
+def normalize(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
+    x, mean, sd = _float(i["column"]), i["mean"], i["stddev"]
+    if not sd or mean is None:
+        return _zero_where_present(x)
+    return (x - float(mean)) / float(sd)
+
+
+def min_max_scale(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
+    x, lo, hi = _float(i["column"]), i["min"], i["max"]
+    if lo is None or hi is None or hi == lo:
+        return _zero_where_present(x)
+    return (x - float(lo)) / (float(hi) - float(lo))
+
+
+def index_string(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
+    vocab = list(i["vocabulary"] or [])
+    pos = _positions(i["column"], vocab)
+    return pos.where(pos >= 0, len(vocab)).astype("int64")
+
+
+def _boundaries(i: dict[str, Any], a: dict[str, Any]) -> np.ndarray:
+    b = i.get("boundaries")
+    return np.sort(np.asarray(b if b is not None else a.get("boundaries") or [], dtype="float64"))
+
+
+def bucketize(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
+    x = _float(i["column"])
+    idx = np.searchsorted(_boundaries(i, a), x.to_numpy(), side="right")
+    return pd.Series(idx, index=x.index).astype("Int64").mask(x.isna())
+
+
+def log(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
+    x = _float(i["column"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pd.Series(np.where(x > -1.0, np.log1p(x), np.nan), index=x.index)
+
+
+def clip(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
+    x = _float(i["column"])
+    lo = float(a["min"]) if a.get("min") is not None else None
+    hi = float(a["max"]) if a.get("max") is not None else None
+    return x.clip(lower=lo, upper=hi)
+
+
+def fill_missing(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
+    x: pd.Series = i["column"]
+    value = i["value"] if "value" in i else a.get("value")
+    if value is None:
+        return x
+    if pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x):
+        return x.fillna(value)
+    fill = _key(value) if pd.api.types.is_string_dtype(x) else value
+    return x.astype(object).where(x.notna(), fill)
+
+
+def one_hot(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
+    x: pd.Series = i["column"]
+    vocab = i.get("vocabulary")
+    if vocab is not None:
+        size, pos = len(vocab), _positions(x, list(vocab)).to_numpy()
+    else:
+        size = int(a.get("size") or 0)
+        ids = pd.to_numeric(x, errors="coerce")
+        pos = np.where(ids.isna() | (ids % 1 != 0), -1, ids.fillna(-1)).astype("int64")
+    hot = np.zeros((len(x), size))
+    rows = np.flatnonzero((pos >= 0) & (pos < size))
+    hot[rows, pos[rows]] = 1.0
+    return pd.Series([r.tolist() for r in hot], index=x.index, dtype=object)
+
+
+def hash_bucket(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
+    n = int(a["num_buckets"])
+    out = [None if k is None else zlib.crc32(k.encode("utf-8")) % n for k in keys(i["column"])]
+    return pd.Series(out, index=i["column"].index, dtype="Int64")
+
+
+TRANSFORMS: dict[str, Transform] = {
+    "normalize": normalize,
+    "min_max_scale": min_max_scale,
+    "index_string": index_string,
+    "bucketize": bucketize,
+    "log": log,
+    "clip": clip,
+    "fill_missing": fill_missing,
+    "one_hot": one_hot,
+    "hash_bucket": hash_bucket,
+}
+
+
+def as_type(s: pd.Series, t: ColumnType) -> pd.Series:
+    """A transform's output held as the pandas form of column type `t`."""
+    if t is ColumnType.FLOAT:
+        return _float(s)
+    if t is ColumnType.INT:
+        f = pd.to_numeric(s, errors="coerce")
+        return pd.Series(np.trunc(f.astype("float64")), index=s.index).astype("Int64") \
+            if not pd.api.types.is_integer_dtype(f) else f.astype("Int64")
+    if t is ColumnType.STRING:
+        return keys(s)
+    if t is ColumnType.BOOL:
+        return s.astype("boolean")
+    return s
+
+
+def _inputs(frame: pd.DataFrame, job: TransformJob, agg_values: Mapping[str, Any]) -> dict[str, Any]:
+    return {slot: frame[ref.name] if ref.kind == "column" else agg_values[ref.name]
+            for slot, ref in job.inputs.items()}
+
+
+def _args(job: TransformJob) -> dict[str, Any]:
+    spec = TRANSFORMERS.get(job.transformer)
+    defaults = {a.name: a.default for a in spec.args if a.default is not None} if spec else {}
+    return {**defaults, **job.args}
+
+
+def _custom(path: Path) -> Transform:
+    from runtime.customcode import get_function
+
+    return get_function(path, "transform")
+
+
+def apply_chain(frame: pd.DataFrame, jobs: list[TransformJob],
+                agg_values: Mapping[str, Any]) -> pd.DataFrame:
+    """`frame` with one more column per job, run in order (a job may read earlier ones)."""
+    out = frame.copy()
+    for job in jobs:
+        fn = _custom(job.custom_path) if job.custom_path is not None else TRANSFORMS[job.transformer]
+        result = pd.Series(fn(_inputs(out, job, agg_values), _args(job)))
+        result.index = out.index
+        out[job.name] = as_type(result, job.output_type)
+    return out

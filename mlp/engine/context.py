@@ -1,0 +1,183 @@
+"""The shared state of one apply: the plan, the backend, and what has finished so far.
+
+Recording a block is the engine's only way to change state: `RunContext.record` appends
+one journal entry (O(1), whatever the size of the app) and tells the hooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlp.config.blocks import BlockConfig
+from mlp.engine.events import BlockEvent, Hooks, Status
+from mlp.graph.address import Address
+from mlp.graph.analysis import Analysis
+from mlp.plan.model import Action, Change, Plan, Reason
+from mlp.state.backend import ArtifactStore, Backend, artifact_key
+from mlp.state.model import STATUS_DONE, BlockRecord, State, utc_now
+
+META = "meta.json"
+
+
+def value_digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class RunContext:
+    analysis: Analysis
+    plan: Plan
+    backend: Backend
+    state: State
+    hooks: Hooks
+    parallelism: int = 2
+    records: dict[str, BlockRecord] = field(default_factory=dict)
+    cut: set[str] = field(default_factory=set)   # rebuilt, output identical to before
+    failed: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def store(self) -> ArtifactStore:
+        return self.backend.artifacts()
+
+    def cfg(self, addr: Address) -> BlockConfig:
+        return self.analysis.app.blocks[addr]
+
+    def fp(self, addr: Address) -> str:
+        return self.analysis.fingerprints[addr].value
+
+    def change(self, addr: Address) -> Change | None:
+        return self.plan.change(addr)
+
+    def action(self, addr: Address) -> Action:
+        ch = self.change(addr)
+        return ch.action if ch else Action.NOOP
+
+    def key(self, addr: Address) -> str:
+        return artifact_key(self.fp(addr))
+
+    def current(self, addr: Address) -> BlockRecord | None:
+        """This apply's record of a block, else the state's (for no-op blocks)."""
+        with self._lock:
+            rec = self.records.get(str(addr))
+        return rec or self.state.blocks.get(str(addr))
+
+    def meta(self, addr: Address) -> dict[str, Any]:
+        """The meta.json of the block's artifact at its current fingerprint."""
+        rec = self.current(addr)
+        key = rec.artifact if rec and rec.artifact else self.key(addr)
+        return read_meta(self.store, key)
+
+    def needs_work(self, addr: Address) -> bool:
+        """Create/rebuild/update, unless early cut-off lets it carry the old output over."""
+        act = self.action(addr)
+        if act not in (Action.CREATE, Action.REBUILD, Action.UPDATE):
+            return False
+        return not self.try_carry(addr)
+
+    def try_carry(self, addr: Address) -> bool:
+        """Early cut-off: a block rebuilt only because of inputs whose output did not change
+        keeps its previous output under the new fingerprint."""
+        ch = self.change(addr)
+        old = self.state.blocks.get(str(addr))
+        if ch is None or old is None or ch.reason is not Reason.UPSTREAM_CHANGED or old.artifact is None:
+            return False
+        new_inputs = self.analysis.fingerprints[addr].inputs
+        changed = [a for a, v in new_inputs.items() if old.inputs.get(a) != v]
+        if set(new_inputs) != set(old.inputs) or not changed or not all(a in self.cut for a in changed):
+            return False
+        if not self.store.has(old.artifact):
+            return False
+        self._alias(old.artifact, self.key(addr))
+        self.record(addr, self.key(addr), old.metrics, old.digest, status=Status.CACHED,
+                    info="output unchanged upstream (early cut-off)")
+        with self._lock:
+            self.cut.add(str(addr))
+        return True
+
+    def _alias(self, old_key: str, new_key: str) -> None:
+        if old_key == new_key or self.store.has(new_key):
+            return
+        tmp = self.store.temp_dir(new_key)
+        src = self.store.local_path(old_key)
+        for item in src.iterdir():
+            dest = tmp / item.name
+            if item.is_dir():
+                shutil.copytree(item, dest, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(str(item), str(dest))
+        self.store.commit(new_key, tmp)
+
+    def reuse(self, addr: Address) -> None:
+        meta = read_meta(self.store, self.key(addr))
+        self.record(addr, self.key(addr), meta.get("metrics", {}), meta.get("digest"),
+                    status=Status.CACHED, info="reused from the artifact store")
+
+    def record(self, addr: Address, artifact: str | None, metrics: dict[str, Any], digest: str | None,
+               status: Status = Status.DONE, seconds: float = 0.0, info: str = "",
+               details: tuple[str, ...] = ()) -> BlockRecord:
+        fp = self.analysis.fingerprints[addr]
+        old = self.state.blocks.get(str(addr))
+        now = utc_now()
+        rec = BlockRecord(address=str(addr), kind=addr.kind.value, fingerprint=fp.value, status=STATUS_DONE,
+                          artifact=artifact, settings=dict(fp.settings), extra=self.cfg(addr).extra(),
+                          inputs=dict(fp.inputs), code=fp.code, metrics=metrics, digest=digest,
+                          created_at=old.created_at if old else now, updated_at=now)
+        self.backend.record_block(rec)
+        with self._lock:
+            self.records[str(addr)] = rec
+            if old is not None and digest is not None and old.digest == digest and status is Status.DONE:
+                self.cut.add(str(addr))
+        self.hooks.block(BlockEvent(str(addr), status, seconds, info, details))
+        return rec
+
+    def fail(self, addr: Address, message: str, seconds: float = 0.0) -> None:
+        with self._lock:
+            self.failed[str(addr)] = message
+        self.hooks.block(BlockEvent(str(addr), Status.FAILED, seconds, message.splitlines()[0] if message else ""))
+
+    def log_path(self, addr: Address | str) -> Path:
+        return self.backend.logs().path(str(addr))
+
+    def log(self, addr: Address | str, line: str, echo: bool = True) -> None:
+        path = self.log_path(addr)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        if echo:
+            self.hooks.log(str(addr), line)
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    import os
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def read_meta(store: ArtifactStore, key: str) -> dict[str, Any]:
+    try:
+        data = json.loads((store.local_path(key) / META).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    (folder / META).write_text(json.dumps(meta, indent=1, default=str, sort_keys=True))
+
+
+def commit_meta(store: ArtifactStore, key: str, meta: dict[str, Any]) -> None:
+    tmp = store.temp_dir(key)
+    write_meta(tmp, meta)
+    store.commit(key, tmp)
