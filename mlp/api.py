@@ -60,7 +60,7 @@ def open_backend(app_dir: Path, kind: str, settings: Mapping[str, Any]) -> Backe
     if kind == "local":
         from mlp.state.local import LocalBackend
 
-        return LocalBackend(app_dir / str(settings.get("path") or ".mlp"))
+        return LocalBackend(app_dir.resolve() / str(settings.get("path") or ".mlp"))
     raise UsageError(f'The "{kind}" backend is not available in this version',
                      "This version of mlp stores state in the local backend only.",
                      'Remove the backend block, or use backend "local" {}.')
@@ -307,4 +307,7 @@ def predict(app_dir: Path, api_name: str, text: str) -> tuple[int, Any]:
     except httpx.HTTPError as e:
         raise UsageError(f"{address} does not answer at {endpoint['url']}", str(e),
                          "Run `mlp apply` to start it again.") from None
-    return resp.status_code, resp.json()
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, {"error": resp.text}

@@ -121,7 +121,7 @@ def _train(ctx: RunContext, addr: Address) -> None:
     settings = ctx.analysis.fingerprints[addr].settings
     spec = {"model": str(addr), "fingerprint": ctx.fp(addr), "type": cfg.type,
             "estimator": None if cfg.custom else cfg.estimator,
-            "custom_path": str(ctx.analysis.app.dir / _code(ctx, cfg.custom).path) if cfg.custom else None,
+            "custom_path": str((ctx.analysis.app.dir / _code(ctx, cfg.custom).path).resolve()) if cfg.custom else None,
             "features": [column_spec(ctx, f) for f in cfg.features], "target": column_spec(ctx, cfg.target),
             "hparams": dict(settings["hparams"]), "training": dict(settings["training"]),
             "balance": cfg.balance, "data": str(data), "out_dir": str(tmp)}

@@ -51,7 +51,9 @@ def check_fresh(saved: Plan, lineage: str, serial: int, data: Mapping[str, str],
                 code: Mapping[str, str]) -> None:
     """Raise PlanFileError naming what moved since the plan was made."""
     problems = []
-    if saved.lineage != lineage:
+    if saved.serial == 0 and serial == 0:
+        pass  # nothing was ever stored: an empty state gets a new lineage on every read
+    elif saved.lineage != lineage:
         problems.append(f"the state is a different one (lineage {saved.lineage[:8]} -> {lineage[:8]})")
     elif saved.serial != serial:
         problems.append(f"the state changed since (serial {saved.serial} -> {serial})")
