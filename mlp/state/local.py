@@ -54,6 +54,8 @@ class LocalBackend:
         self._state_path = self.root / STATE_FILE
         self._journal_path = self.root / JOURNAL_FILE
         self._lock_path = self.root / LOCK_FILE
+        self._os_locks: dict[str, int] = {}
+        self.stale_taken: LockInfo | None = None
         self._base_serial_cache: tuple[tuple[int, int, int], int] | None = None
 
     def __repr__(self) -> str:
@@ -183,29 +185,67 @@ class LocalBackend:
     # -- lock ----------------------------------------------------------------------------
 
     def lock(self, command: str) -> LockInfo:
-        info = LockInfo.make(command)
-        data = _dumps_document(info.to_json())
+        """Take the lock. Besides the lock file (which names the holder), the holder keeps an
+        OS lock (flock) on `state.lock.os` for as long as it runs: the kernel drops it when the
+        process dies, however it dies, so a lock file whose OS lock is free was left by a
+        process that no longer runs and is taken over (`stale_taken`)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for _ in range(_READ_ATTEMPTS):
+        os_fd = self._take_os_lock()
+        self.stale_taken = None
+        if os_fd is None:
+            held = self._wait_for_lock_file()
+            if held is not None:
+                raise lock_error(held)
+            # The OS lock is held but there is no lock file: `mlp state unlock` released a
+            # holder that still runs. The lock file alone (O_EXCL) guards from here on.
+        try:
+            if os_fd is not None:
+                self.stale_taken = self.current_lock()
+                if self.stale_taken is not None:
+                    os.unlink(self._lock_path)  # its holder died: the OS lock was free
+            info = LockInfo.make(command)
             try:
                 fd = os.open(self._lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 held = self.current_lock()
                 if held is None:
-                    continue  # released between our attempt and our look: try again
+                    raise LockError("The state lock could not be taken",
+                                    detail=f"{self._lock_path} kept appearing and disappearing.",
+                                    hint="Run the command again once the other mlp commands have finished.") from None
                 raise lock_error(held) from None
             try:
-                _write_all(fd, data)
+                _write_all(fd, _dumps_document(info.to_json()))
                 os.fsync(fd)
             finally:
                 os.close(fd)
             _fsync_dir(self.root)
-            return info
-        raise LockError(
-            "The state lock could not be taken",
-            detail=f"{self._lock_path} kept appearing and disappearing.",
-            hint="Run the command again once the other mlp commands have finished.",
-        )
+        except BaseException:
+            if os_fd is not None:
+                os.close(os_fd)
+            raise
+        if os_fd is not None:
+            self._os_locks[info.id] = os_fd
+        return info
+
+    def _wait_for_lock_file(self) -> LockInfo | None:
+        """The holder takes the OS lock, then writes the lock file: give it a moment."""
+        deadline = time.monotonic() + 0.5
+        while True:
+            held = self.current_lock()
+            if held is not None or time.monotonic() > deadline:
+                return held
+            time.sleep(0.02)
+
+    def _take_os_lock(self) -> int | None:
+        import fcntl
+
+        fd = os.open(self.root / (LOCK_FILE + ".os"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
 
     def unlock(self, lock_id: str) -> None:
         held = self.current_lock()
@@ -219,6 +259,9 @@ class LocalBackend:
             )
         os.unlink(self._lock_path)
         _fsync_dir(self.root)
+        os_fd = self._os_locks.pop(lock_id, None)
+        if os_fd is not None:
+            os.close(os_fd)
 
     def current_lock(self) -> LockInfo | None:
         # The holder creates the file, then writes it: give it a moment to finish.
