@@ -144,6 +144,9 @@ def graph(app_dir: Path, fmt: str = "dot", out_file: Path | None = None) -> str 
     if checked is None:
         raise DiagnosticsError(diags)
     text = to_dot(checked.app, checked.graph)
+    if out_file is not None and not out_file.parent.is_dir():
+        raise UsageError(f"Cannot write the graph to {out_file}", f"The folder {out_file.parent} does not exist.",
+                         "Create it, or give another --out path.")
     if fmt == "dot":
         if out_file is not None:
             out_file.write_text(text)

@@ -72,9 +72,13 @@ def fmt(check: bool = typer.Option(False, "--check", help="Only report files tha
 
     out = _out()
     with handle_errors(out):
-        changed = format_app(Ctx.dir, write=not check)
+        changed, diags = format_app(Ctx.dir, write=not check)
         for f in changed:
             out.line(f.name)
+        if diags.has_errors():
+            from mlp.errors import DiagnosticsError
+
+            raise DiagnosticsError(diags)
         if check and changed:
             raise typer.Exit(3)
 
@@ -99,6 +103,9 @@ def plan(out_file: Optional[Path] = typer.Option(None, "--out", help="Save the p
     if fmt_ not in ("text", "json", "markdown"):
         fail(_out(), "Unknown --format", f"{fmt_!r} is not one of text, json, markdown.", "")
     out = _out(no_color)
+    if out_file is not None and not out_file.parent.is_dir():
+        fail(out, f"Cannot write the plan to {out_file}", f"The folder {out_file.parent} does not exist.",
+             "Create it, or give another --out path.")
     with handle_errors(out, json_out=fmt_ == "json"):
         res = api.plan(Ctx.dir, variables=var, targets=target, replace=replace, sample=sample)
         out.diagnostics(res.diagnostics)

@@ -15,7 +15,6 @@ from pathlib import Path
 from mlp.config.hcl import parse_text
 from mlp.config.loader import app_files
 from mlp.diagnostics import Diagnostics
-from mlp.errors import DiagnosticsError
 
 _ATTR = re.compile(r"^([A-Za-z_][\w-]*)\s*=(?!=)\s*(.*)$")
 _HEREDOC = re.compile(r"<<-?([A-Za-z_]\w*)\s*$")
@@ -30,14 +29,20 @@ class _Line:
     verbatim: bool = False
 
 
-def _scan(line: str) -> tuple[int, bool]:
-    """Net bracket depth change of a line, ignoring strings and comments; and whether
-    the line starts with a closing bracket."""
+def _scan(line: str, in_comment: bool = False) -> tuple[int, bool, bool]:
+    """Net bracket depth change of a line, ignoring strings and comments; whether the line
+    starts with a closing bracket; and whether a /* comment is still open at its end."""
     delta = 0
     in_str = False
     i = 0
     while i < len(line):
         c = line[i]
+        if in_comment:
+            end = line.find("*/", i)
+            if end < 0:
+                return delta, False, True
+            in_comment, i = False, end + 2
+            continue
         if in_str:
             if c == "\\":
                 i += 2
@@ -48,29 +53,37 @@ def _scan(line: str) -> tuple[int, bool]:
             in_str = True
         elif c == "#" or line.startswith("//", i):
             break
+        elif line.startswith("/*", i):
+            in_comment, i = True, i + 2
+            continue
         elif c in "{[(":
             delta += 1
         elif c in "}])":
             delta -= 1
         i += 1
-    return delta, line[:1] in ("}", "]", ")")
+    return delta, line[:1] in ("}", "]", ")"), in_comment
 
 
 def format_text(text: str) -> str:
     lines: list[_Line] = []
     depth = 0
     heredoc: str | None = None
+    in_comment = False
     for raw in text.splitlines():
+        if in_comment:  # inside a /* */ comment: kept as written
+            lines.append(_Line(raw.rstrip(), depth, verbatim=True))
+            in_comment = _scan(raw, True)[2]
+            continue
         if heredoc is not None:
             lines.append(_Line(raw.rstrip(), depth, verbatim=True))
             if raw.strip() == heredoc:
                 heredoc = None
             continue
         s = raw.strip()
-        delta, closes = _scan(s)
+        delta, closes, in_comment = _scan(s)
         indent = max(depth - 1 if closes else depth, 0)
         m = _ATTR.match(s)
-        line = _Line(s, indent, m.group(1), m.group(2)) if m else _Line(s, indent)
+        line = _Line(s, indent, m.group(1), m.group(2)) if m and not in_comment else _Line(s, indent)
         lines.append(line)
         depth = max(depth + delta, 0)
         hd = _HEREDOC.search(s)
@@ -101,7 +114,7 @@ def _render(lines: list[_Line]) -> str:
 
 
 def _opens(ln: _Line) -> bool:
-    return _scan(ln.value)[0] > 0
+    return _scan(ln.value)[0] > 0 or _scan(ln.value)[2]
 
 
 def _squeeze(out: list[str]) -> str:
@@ -115,8 +128,9 @@ def _squeeze(out: list[str]) -> str:
     return "\n".join(result) + "\n"
 
 
-def format_app(app_dir: Path, write: bool = True) -> list[Path]:
-    """Format every *.hcl file of the app; returns the files whose text changed."""
+def format_app(app_dir: Path, write: bool = True) -> tuple[list[Path], Diagnostics]:
+    """Format every *.hcl file of the app that parses; returns the files whose text changed
+    and the syntax errors of the files left alone."""
     diags = Diagnostics()
     changed = []
     for path in app_files(app_dir):
@@ -131,6 +145,4 @@ def format_app(app_dir: Path, write: bool = True) -> list[Path]:
             changed.append(path)
             if write:
                 path.write_text(new)
-    if diags.has_errors():
-        raise DiagnosticsError(diags)
-    return changed
+    return changed, diags

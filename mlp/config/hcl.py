@@ -206,7 +206,8 @@ def parse_text(text: str, file: str) -> ParsedFile:
         elif isinstance(e, UnexpectedCharacters):
             msg = f"unexpected character {text[e.pos_in_stream]!r}" if e.pos_in_stream is not None else "unexpected character"
         elif isinstance(e, UnexpectedToken):
-            msg = f"unexpected {e.token.type.lower()} {str(e.token.value).strip()!r}".replace(" ''", "")
+            value = str(e.token.value).strip()
+            msg = f"unexpected {value!r}" if value else "unexpected end of line"
         else:
             msg = "invalid syntax"
         return ParsedFile(file, (), (), (), (msg, SourcePos(file, max(line, 1), max(col, 1))))

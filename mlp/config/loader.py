@@ -50,8 +50,9 @@ def parse_app(app_dir: Path, cache_dir: Path | None, diags: Diagnostics) -> list
             diags.error(f"Invalid HCL syntax: {msg}", pos, "The file could not be parsed.",
                         "Check the brackets, quotes and `=` signs near this position.")
         for msg, pos in pf.problems:
-            diags.error(msg[0].upper() + msg[1:], pos,
-                        "mlp accepts literals, lists, maps and references (KIND.NAME, var.NAME).")
+            detail = ("Each attribute is set once in a block." if "set twice" in msg else
+                      "mlp accepts literals, lists, maps and references (KIND.NAME, var.NAME).")
+            diags.error(msg[0].upper() + msg[1:], pos, detail)
         for attr in pf.top_attrs:
             diags.error(f'Unexpected attribute "{attr.name}" at the top level', attr.pos,
                         "Attributes belong inside a block.")
@@ -289,8 +290,9 @@ class _RefConverter:
             self.failed = True
             return None
         if kinds and addr.kind.value not in kinds:
-            self.diags.error(f'"{attr}" cannot refer to a {addr.kind.value}', pos,
-                             f'{value} is a {addr.kind.value}; "{attr}" takes ' +
+            art = "an" if addr.kind.value[0] in "aeiou" else "a"
+            self.diags.error(f'"{attr}" cannot refer to {art} {addr.kind.value}', pos,
+                             f'{value} is {art} {addr.kind.value}; "{attr}" takes ' +
                              " or ".join(kinds) + " blocks.", "", self.res.context)
             self.failed = True
             return None

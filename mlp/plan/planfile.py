@@ -19,6 +19,9 @@ MARKER = "mlp-plan"
 
 
 def write_plan(plan: Plan, path: Path) -> None:
+    if not path.parent.is_dir():
+        raise PlanFileError(f"Cannot write the plan to {path}", f"The folder {path.parent} does not exist.",
+                            "Create it, or give another --out path.")
     data = {"planfile": MARKER, **plan.to_json()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")

@@ -73,6 +73,8 @@ def _change(addr: Address, fp: Fingerprint, rec: BlockRecord | None, done: dict[
             state: State, provider: str, store_has: Callable[[str], bool], replace: bool,
             forced: bool, extra: dict[str, Any]) -> Change:
     before = rec.fingerprint if rec else None
+    if rec is not None and rec.status != "done":
+        return Change(addr, Action.CREATE, Reason.NEW, ("its last build failed",), before, fp.value)
     if rec is None:
         if addr.kind is not Kind.API and store_has(fp.value):
             return Change(addr, Action.REUSE, Reason.CACHE_HIT, ("new block; its artifact is in the store",),
@@ -114,7 +116,8 @@ def _why(addr: Address, fp: Fingerprint, rec: BlockRecord, done: dict[Address, C
     if rec.code != fp.code:
         if addr.kind is Kind.SOURCE:
             return Reason.DATA_CHANGED, ("the data's content hash changed",)
-        return Reason.CODE_CHANGED, (f"{fp.code.split(':')[0]} {_short(rec.code)} -> {_short(fp.code)}",)
+        code = fp.settings.get("aggregator") or fp.settings.get("transformer") or fp.settings.get("estimator")
+        return Reason.CODE_CHANGED, (f"{code}: content {_short(rec.code)} -> {_short(fp.code)}",)
     changed = sorted(a for a, v in fp.inputs.items() if rec.inputs.get(a) != v)
     changed += sorted(f"{a} (no longer used)" for a in rec.inputs if a not in fp.inputs)
     details = []
