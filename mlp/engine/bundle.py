@@ -38,7 +38,8 @@ def build_bundle(ctx: RunContext, addr: Address, out_dir: Path, result: dict[str
     needed = ctx.analysis.graph.closure(cfg.features)
     order = [a for a in ctx.analysis.graph.order if a in needed]
     raws = [ctx.cfg(a) for a in order if a.kind is Kind.RAW_COLUMN]
-    steps, aggs = [], {}
+    steps: list[dict[str, Any]] = []
+    aggs: dict[str, Any] = {}
     for a in order:
         tc = ctx.cfg(a)
         if not isinstance(tc, B.TransformedColumn):

@@ -24,7 +24,7 @@ def bundle_dir(ctx: RunContext, model_key: str) -> Path:
 
 
 def run_api_unit(ctx: RunContext, unit: Unit) -> None:
-    from runtime import localserve
+    import runtime.localserve as localserve
 
     addr = unit.blocks[0]
     cfg = ctx.cfg(addr)
@@ -65,7 +65,7 @@ def stop_api(backend: Backend, address: str) -> bool:
     endpoint = backend.read_state().outputs.get(address)
     if not endpoint:
         return False
-    from runtime import localserve
+    import runtime.localserve as localserve
 
     stopped = False
     if localserve.is_running(endpoint["pid"], endpoint["port"]):

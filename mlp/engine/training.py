@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from mlp.config import blocks as B
-from mlp.engine.context import RunContext, commit_meta, write_meta
+from mlp.engine.context import RunContext, write_meta
 from mlp.engine.events import BlockEvent, Status
 from mlp.engine.units import Unit
 from mlp.errors import ApplyError
-from mlp.graph.address import Address, Kind
+from mlp.graph.address import Address
 from mlp.plan.model import Action
 from mlp.state.backend import artifact_key
 
@@ -221,7 +221,7 @@ def _model_column(ctx: RunContext, addr: Address) -> None:
     run_trainer(ctx, addr, ["--predict", str(bundle), str(data), addr.name, str(tmp / "full")])
     _keep_columns(tmp / "full", tmp / "table", [ROW, addr.name])
     shutil.rmtree(tmp / "full", ignore_errors=True)
-    commit_meta_dir = {"metrics": {"model": str(cfg.model)}, "digest": None, "table": key, "column": addr.name}
+    commit_meta_dir: dict[str, Any] = {"metrics": {"model": str(cfg.model)}, "digest": None, "table": key, "column": addr.name}
     write_meta(tmp, commit_meta_dir)
     ctx.store.commit(key, tmp)
     ctx.record(addr, key, commit_meta_dir["metrics"], None, seconds=time.monotonic() - start,
@@ -236,5 +236,3 @@ def _keep_columns(src: Path, dest: Path, names: list[str]) -> None:
     table = ds.dataset(str(src), format="parquet").to_table(columns=names)
     pq.write_table(table, str(dest / "part-00000.parquet"))
 
-
-__all__ = ["run_model_unit", "dataset", "column_spec", "commit_meta", "Kind"]
