@@ -24,7 +24,7 @@ class Kind(StrEnum):
 
     @property
     def order(self) -> int:
-        return list(Kind).index(self)
+        return _ORDER[self]
 
     @property
     def builds(self) -> bool:
@@ -32,6 +32,7 @@ class Kind(StrEnum):
         return self not in (Kind.AGGREGATOR, Kind.TRANSFORMER, Kind.ESTIMATOR)
 
 
+_ORDER = {k: i for i, k in enumerate(Kind)}
 REF_KINDS = {k.value for k in Kind} | {"var"}
 
 

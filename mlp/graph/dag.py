@@ -54,8 +54,13 @@ class Graph:
 
 def build_graph(blocks: Mapping[Address, BlockConfig], diags: Diagnostics) -> Graph | None:
     deps = {a: tuple(sorted({d for d in b.deps() if d in blocks})) for a, b in blocks.items()}
-    cycle = find_cycle(deps)
-    if cycle:
+    ts: graphlib.TopologicalSorter[Address] = graphlib.TopologicalSorter()
+    for a in sorted(deps):
+        ts.add(a, *deps[a])
+    try:
+        ts.prepare()
+    except graphlib.CycleError:
+        cycle = find_cycle(deps)
         loop = " -> ".join(str(a) for a in cycle)
         first = blocks[cycle[0]]
         diags.error("Dependency cycle", first.pos,
@@ -63,10 +68,6 @@ def build_graph(blocks: Mapping[Address, BlockConfig], diags: Diagnostics) -> Gr
                     "Break the loop: a block cannot use, directly or not, its own output.",
                     f'in {first.kind.value} "{first.name}"')
         return None
-    ts: graphlib.TopologicalSorter[Address] = graphlib.TopologicalSorter()
-    for a in sorted(deps):
-        ts.add(a, *deps[a])
-    ts.prepare()
     order: list[Address] = []
     while ts.is_active():
         ready = sorted(ts.get_ready())
