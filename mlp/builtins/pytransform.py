@@ -12,6 +12,7 @@ NaN for null; FLOAT_LIST outputs are Series of lists of floats.
 
 from __future__ import annotations
 
+import re
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -117,15 +118,30 @@ def fill_missing(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
     return x.astype(object).where(x.notna(), fill)
 
 
+def _id(v: Any) -> int:
+    """A category id as Spark's cast to long reads it ("12", 12.0, true); -1 when it cannot."""
+    if isinstance(v, (bool, np.bool_, int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return int(v) if float(v).is_integer() else -1  # NaN is not an integer
+    if isinstance(v, str) and re.fullmatch(r"[+-]?\d+", v.strip()):
+        return int(v)
+    return -1
+
+
+def _ids(x: pd.Series) -> np.ndarray:
+    if pd.api.types.is_integer_dtype(x) and not x.isna().any():
+        return x.to_numpy(dtype="int64")
+    return np.fromiter((_id(v) for v in x), dtype="int64", count=len(x))
+
+
 def one_hot(i: dict[str, Any], a: dict[str, Any]) -> pd.Series:
     x: pd.Series = i["column"]
     vocab = i.get("vocabulary")
     if vocab is not None:
         size, pos = len(vocab), _positions(x, list(vocab)).to_numpy()
     else:
-        size = int(a.get("size") or 0)
-        ids = pd.to_numeric(x, errors="coerce")
-        pos = np.where(ids.isna() | (ids % 1 != 0), -1, ids.fillna(-1)).astype("int64")
+        size, pos = int(a.get("size") or 0), _ids(x)
     hot = np.zeros((len(x), size))
     rows = np.flatnonzero((pos >= 0) & (pos < size))
     hot[rows, pos[rows]] = 1.0

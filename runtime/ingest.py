@@ -1,0 +1,294 @@
+"""Ingest: read a source, type and validate its raw columns, apply the source's policies.
+
+The file is read with an explicit schema (every column a string for CSV and JSON, so a
+value that does not cast can be counted), never with schema inference. One aggregation
+job counts, per raw column, the values that do not cast, the nulls in required columns
+and the `min`, `max` and `values` violations. `missing` and `invalid` then decide whether
+those rows are dropped or the ingest fails with the counts and a few offending rows.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn
+
+from mlp.coltypes import ColumnType
+from mlp.config.blocks import RawColumn, Source
+from mlp.errors import DataError
+from runtime.sparkenv import spark_type
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+KINDS = ("cast", "null", "min", "max", "values")
+INVALID_KINDS = ("cast", "min", "max", "values")
+SHOWN_ROWS = 5
+JSON_KEY_PROBE = 100  # JSON lines whose keys are read before a full scan is needed
+_URL_SCHEMES = ("s3a://", "s3://", "s3n://", "gs://", "abfs://", "abfss://", "wasbs://",
+                "hdfs://", "file://")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """A source's typed rows (one column per raw column, named by the block) and counts.
+
+    `violations` maps each raw column's block name to the count of each kind of
+    violation (see KINDS) found in the rows read, before any row was dropped.
+    """
+
+    df: DataFrame
+    rows_read: int
+    rows_kept: int
+    violations: Mapping[str, Mapping[str, int]]
+
+    def sample_rows(self, n: int = 3) -> list[dict[str, Any]]:
+        return [row.asDict() for row in self.df.limit(n).collect()]
+
+
+def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_dir: Path,
+           sample: int | None = None) -> IngestResult:
+    """Read `source` and return its raw columns, checked. `sample` overrides source.sample."""
+    path = resolve_path(source, app_dir)
+    raw = _read(spark, source, path, columns)
+    staged = _stage(raw, columns)
+    counts = _count(staged, columns)
+    violations = {c.name: {k: counts[f"v{i}_{k}"] for k in KINDS} for i, c in enumerate(columns)}
+    failing = _failing(source, columns, violations)
+    if failing:
+        _raise(source, path, columns, staged, counts["rows"], violations, failing)
+    df = staged if counts["kept"] == counts["rows"] else staged.filter(_keep(columns))
+    df = df.select(*[c.name for c in columns])
+    n = source.sample if sample is None else sample
+    kept = counts["kept"]
+    if n > 0:
+        df, kept = _sample(df, n), min(n, kept)
+    return IngestResult(df, counts["rows"], kept, violations)
+
+
+def resolve_path(source: Source, app_dir: Path) -> str:
+    """The path Spark reads: URLs unchanged, local paths resolved against the app folder."""
+    if source.path.startswith(_URL_SCHEMES):
+        return source.path
+    full = Path(source.path) if Path(source.path).is_absolute() else app_dir / source.path
+    found = glob.glob(str(full)) if glob.has_magic(str(full)) else [str(full)] * full.exists()
+    if not found:
+        raise DataError(
+            f'source "{source.name}": no data at "{source.path}"',
+            f'{source.where("path")}: path "{source.path}" resolves to {full}, '
+            "which matches no file or folder",
+            "fix `path` (it is relative to the app folder) or put the data there",
+        )
+    return str(full)
+
+
+def _q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _read(spark: SparkSession, source: Source, path: str, columns: list[RawColumn]) -> DataFrame:
+    from pyspark.errors import AnalysisException
+
+    try:
+        if source.format == "csv":
+            return _read_csv(spark, source, path, columns)
+        if source.format == "json":
+            return _read_json(spark, source, path, columns)
+        if source.format == "parquet":
+            df = spark.read.parquet(path)
+            _check_present(source, path, columns, df.columns)
+            return df
+    except AnalysisException as e:
+        raise DataError(f'source "{source.name}": cannot read "{source.path}"',
+                        f"{source.where('path')}: {e.getMessage()}",
+                        f"check that the data is {source.format} and `path` is right") from None
+    raise DataError(f'source "{source.name}": unknown format "{source.format}"',
+                    f"{source.where('format')}: format must be csv, parquet or json")
+
+
+def _read_csv(spark: SparkSession, source: Source, path: str,
+              columns: list[RawColumn]) -> DataFrame:
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    reader = spark.read.options(header=source.header, sep=source.delimiter, escape='"',
+                                inferSchema=False)
+    names = reader.csv(path).columns  # reads only the first line
+    _check_present(source, path, columns, names)
+    schema = StructType([StructField(n, StringType()) for n in names])
+    return reader.options(enforceSchema=False).schema(schema).csv(path)
+
+
+def _read_json(spark: SparkSession, source: Source, path: str,
+               columns: list[RawColumn]) -> DataFrame:
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    keys = _json_keys(spark, path, columns)
+    _check_present(source, path, columns, keys)
+    wanted = dict.fromkeys(c.column for c in columns)
+    schema = StructType([StructField(n, StringType()) for n in wanted])
+    return spark.read.schema(schema).json(path)
+
+
+def _json_keys(spark: SparkSession, path: str, columns: list[RawColumn]) -> list[str]:
+    """The keys of the JSON records: from the first lines, or a full scan if one is missing."""
+    from pyspark.sql import functions as F
+
+    keys: dict[str, None] = {}
+    for row in spark.read.text(path).limit(JSON_KEY_PROBE).collect():
+        try:
+            record = json.loads(row.value)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            keys.update(dict.fromkeys(record))
+    if all(c.column in keys for c in columns):
+        return list(keys)
+    every = spark.read.text(path).select(F.explode(F.json_object_keys("value")).alias("k"))
+    return sorted({r.k for r in every.distinct().collect()})
+
+
+def _check_present(source: Source, path: str, columns: list[RawColumn], names: list[str]) -> None:
+    for c in columns:
+        if c.column not in names:
+            listed = ", ".join(f'"{n}"' for n in names) or "none"
+            raise DataError(
+                f'raw_column "{c.name}": column "{c.column}" is not in source "{source.name}"',
+                f"{c.where('column')}: {path} has the columns {listed}",
+                "set `column` to one of those names"
+                + ("" if source.format != "csv" or source.header else
+                   " (a CSV without header names its columns _c0, _c1, ...)"),
+            )
+
+
+def _typed(raw: Column, raw_type: str, t: ColumnType) -> Column:
+    """The value of `raw` as type `t`; null when it does not cast (NaN counts as missing)."""
+    from pyspark.sql import functions as F
+
+    if t is ColumnType.STRING:
+        return raw.cast("string")
+    if t is ColumnType.BOOL:
+        return raw.try_cast("boolean")
+    d = raw.try_cast("double")
+    finite = F.when(~F.isnan(d) & (F.abs(d) != float("inf")), d)
+    if t is ColumnType.FLOAT:
+        return finite
+    # INT: integers, or numbers with no fractional part ("5.0", 1e3), within a long's range
+    whole = F.when((finite == F.floor(finite)) & (F.abs(finite) < 2.0**63), finite.cast("long"))
+    if raw_type in ("bigint", "int", "smallint", "tinyint"):
+        return raw.cast("long")
+    if raw_type == "string":
+        return F.coalesce(raw.try_cast("long"), whole)
+    return whole
+
+
+def _stage(raw: DataFrame, columns: list[RawColumn]) -> DataFrame:
+    """The raw values (`__raw<i>`) next to the typed ones (named by the raw column block)."""
+    types = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
+    cols = []
+    for i, c in enumerate(columns):
+        r = raw[_q(c.column)]
+        cols.append(r.alias(f"__raw{i}"))
+        cols.append(_typed(r, types[c.column], c.type).cast(spark_type(c.type)).alias(c.name))
+    return raw.select(*cols)
+
+
+def _flags(i: int, c: RawColumn) -> dict[str, Column]:
+    """Per kind, the condition under which a row breaks raw column `c` (index `i`)."""
+    from pyspark.sql import functions as F
+
+    r, t = F.col(f"__raw{i}"), F.col(c.name)
+    missing = r.isNull() | (F.isnan(r.try_cast("double")) if c.type.numeric else F.lit(False))
+    false = F.lit(False)
+    return {
+        "cast": ~missing & t.isNull(),
+        "null": missing if c.required else false,
+        "min": t < F.lit(c.min) if c.min is not None and c.type.numeric else false,
+        "max": t > F.lit(c.max) if c.max is not None and c.type.numeric else false,
+        "values": ~t.isin(list(c.values)) if c.values is not None else false,
+    }
+
+
+def _any(conds: list[Column]) -> Column:
+    from pyspark.sql import functions as F
+
+    out = F.lit(False)
+    for cond in conds:
+        out = out | F.coalesce(cond, F.lit(False))
+    return out
+
+
+def _keep(columns: list[RawColumn]) -> Column:
+    return ~_any([f for i, c in enumerate(columns) for f in _flags(i, c).values()])
+
+
+def _count(staged: DataFrame, columns: list[RawColumn]) -> dict[str, int]:
+    """Rows read, rows without any violation, and each column's violations: one Spark job."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("rows"), F.count_if(_keep(columns)).alias("kept")]
+    for i, c in enumerate(columns):
+        aggs += [F.count_if(cond).alias(f"v{i}_{k}") for k, cond in _flags(i, c).items()]
+    row = staged.agg(*aggs).collect()[0]
+    return {k: int(v or 0) for k, v in row.asDict().items()}
+
+
+def _failing(source: Source, columns: list[RawColumn],
+             violations: Mapping[str, Mapping[str, int]]) -> list[tuple[int, str]]:
+    """(column index, kind) of each violation the source's policies do not drop."""
+    fail_kinds = (("null",) if source.missing == "fail" else ()) + \
+        (INVALID_KINDS if source.invalid != "drop" else ())
+    return [(i, k) for i, c in enumerate(columns) for k in fail_kinds if violations[c.name][k]]
+
+
+def _describe(c: RawColumn, kind: str, n: int | None = None) -> str:
+    what = {"cast": f"not {c.type.value}", "null": "null (required)",
+            "min": f"below min {c.min:g}" if c.min is not None else "",
+            "max": f"above max {c.max:g}" if c.max is not None else "",
+            "values": "not in values"}[kind]
+    return what if n is None else f"{n} {what}"
+
+
+def _raise(source: Source, path: str, columns: list[RawColumn], staged: DataFrame, rows: int,
+           violations: Mapping[str, Mapping[str, int]], failing: list[tuple[int, str]]) -> NoReturn:
+    from pyspark.sql import functions as F
+
+    flags = {(i, k): _flags(i, columns[i])[k] for i, k in failing}
+    bad = staged.filter(_any(list(flags.values()))).select(
+        *[F.col(f"__raw{i}") for i in range(len(columns))],
+        *[F.coalesce(f, F.lit(False)).alias(f"f{i}_{k}") for (i, k), f in flags.items()],
+    ).limit(SHOWN_ROWS).collect()
+    lines = [f"{source.where('path')}: {rows} rows read from {path}"]
+    for c in columns:
+        parts = [_describe(c, k, violations[c.name][k]) for k in KINDS if violations[c.name][k]]
+        if parts:
+            lines.append(f'  raw_column "{c.name}" (column "{c.column}"): ' + ", ".join(parts))
+    lines.append(f"first {len(bad)} offending rows:")
+    for row in bad:
+        values = {columns[i].column: row[f"__raw{i}"] for i in range(len(columns))}
+        why = [f"{columns[i].name} {_describe(columns[i], k)}"
+               for i, k in failing if row[f"f{i}_{k}"]]
+        lines.append(f"  {json.dumps(values, default=str)}  <- {'; '.join(why)}")
+    kinds = {k for _, k in failing}
+    raise DataError(f'source "{source.name}": rows break the raw column rules',
+                    "\n".join(lines), _hint(source, kinds))
+
+
+def _hint(source: Source, kinds: set[str]) -> str:
+    hints = []
+    if kinds & set(INVALID_KINDS):
+        hints.append(f'set invalid = "drop" in source "{source.name}" to drop such rows, or fix '
+                     "the data or the raw column's type, min, max or values")
+    if "null" in kinds:
+        hints.append(f'set missing = "drop" in source "{source.name}" to drop rows with nulls, '
+                     "or required = false on the column")
+    return "; ".join(hints)
+
+
+def _sample(df: DataFrame, n: int) -> DataFrame:
+    """A fixed sample of `n` rows: the rows with the smallest hash of their content."""
+    from pyspark.sql import functions as F
+
+    cols = [F.col(_q(c)) for c in df.columns]
+    return df.orderBy(F.xxhash64(*cols), *cols).limit(n) if cols else df.limit(n)
