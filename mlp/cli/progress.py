@@ -54,6 +54,7 @@ class LiveProgress:
 
     def _table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         t = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
         t.add_column("block")
@@ -64,7 +65,8 @@ class LiveProgress:
         for addr, (status, secs, info, started) in self.rows.items():
             if status is Status.RUNNING:
                 secs = now - started
-            t.add_row(addr, f"[{_STYLE[status]}]{status.value}[/]", f"{secs:.1f}s" if secs else "", info[:80])
+            t.add_row(Text(addr), Text(status.value, style=_STYLE[status]), f"{secs:.1f}s" if secs else "",
+                      Text(info[:80]))
         return t
 
     def block(self, e: BlockEvent) -> None:
