@@ -1,0 +1,203 @@
+"""Latency and throughput of the prediction API beside a bare FastAPI endpoint, same run.
+
+    python bench/serve/bench_serve.py [--requests 2000] [--batches 500] [--seconds 5]
+
+Trains the iris model (`python -m runtime.train`) and writes two bundles: `iris` (the
+example's API: four raw columns, three normalized by the pytransform built-ins) and
+`iris-raw` (the same kind of model fed the raw columns, no transforms, to separate the
+transforms' cost from the API's own). Each is served by `runtime.localserve.start` (a
+real uvicorn process); `bench/serve/bare_app.py` (a FastAPI endpoint returning a constant)
+is started the same way. A keep-alive `http.client` connection (a light client, so the
+numbers are the servers') then sends single-instance requests one after another (p50,
+p99, requests/s), batches of 100 (p50, p99, instances/s), and batches of 100 from 4
+concurrent clients (instances/s). The API's RSS is read from /proc after the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from runtime import localserve  # noqa: E402
+from runtime.bundle import write_bundle  # noqa: E402
+
+IRIS = REPO / "examples" / "iris" / "data" / "iris.csv"
+RAW = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+NORM = RAW[:3]
+
+
+def _train(tmp: Path, name: str, features: list[str], df: pd.DataFrame) -> dict[str, Any]:
+    (tmp / name).mkdir()
+    df.to_parquet(tmp / name / "part-0.parquet", index=False)
+    spec = {"model": f"model.{name}", "fingerprint": name, "type": "classification",
+            "estimator": "dnn", "custom_path": None,
+            "features": [{"name": f, "type": "FLOAT"} for f in features],
+            "target": {"name": "class", "type": "STRING"}, "hparams": {"hidden_units": [16, 8]},
+            "training": {"epochs": 100, "batch_size": 16, "learning_rate": 0.01},
+            "balance": "none", "data": str(tmp / name), "out_dir": str(tmp / f"{name}-model")}
+    (tmp / f"{name}.json").write_text(json.dumps(spec))
+    subprocess.run([sys.executable, "-m", "runtime.train", str(tmp / f"{name}.json")],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return dict(json.loads((tmp / f"{name}-model" / "result.json").read_text()))
+
+
+def bundles(tmp: Path) -> dict[str, Path]:
+    df = pd.read_csv(IRIS)
+    aggs: dict[str, float] = {}
+    for c in NORM:
+        aggs[f"{c}_mean"], aggs[f"{c}_stddev"] = float(df[c].mean()), float(df[c].std())
+        df[f"{c}_norm"] = (df[c] - aggs[f"{c}_mean"]) / aggs[f"{c}_stddev"]
+    raw = [{"name": c, "type": "FLOAT", "required": True, "min": 0, "max": 10, "values": None}
+           for c in RAW]
+    norm = [{"name": f"{c}_norm", "transformer": "normalize", "args": {}, "custom_path": None,
+             "output_type": "FLOAT",
+             "inputs": {"column": {"kind": "column", "name": c},
+                        "mean": {"kind": "aggregate", "name": f"{c}_mean"},
+                        "stddev": {"kind": "aggregate", "name": f"{c}_stddev"}}} for c in NORM]
+    out = {}
+    for name, features, transforms in (("iris", [f"{c}_norm" for c in NORM] + ["petal_width"],
+                                         norm), ("iris-raw", RAW, [])):
+        result = _train(tmp, name, features, df)
+        spec = {"model": f"model.{name}", "fingerprint": name, "type": "classification",
+                "raw_columns": raw, "transforms": transforms, "aggregates": aggs,
+                "features": features, "labels": result["labels"], "metrics": result["metrics"]}
+        out[name] = write_bundle(tmp / f"bundle-{name}", spec, tmp / f"{name}-model" / "saved_model")
+    return out
+
+
+def start_bare(tmp: Path) -> localserve.ServerHandle:
+    port = localserve.free_port()
+    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "serve" / "bare_app.py"),
+                             "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=open(tmp / "bare.log", "wb"), start_new_session=True)
+    handle = localserve.ServerHandle(proc.pid, port, f"http://127.0.0.1:{port}")
+    while not localserve.is_running(proc.pid, port):
+        time.sleep(0.1)
+    return handle
+
+
+def _post(conn: http.client.HTTPConnection, body: bytes) -> bytes:
+    conn.request("POST", "/predict", body, {"content-type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {data[:200]!r}")
+    return data
+
+
+def latencies(port: int, body: bytes, n: int) -> np.ndarray:
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    for _ in range(min(200, n)):
+        _post(conn, body)
+    out = np.empty(n)
+    for i in range(n):
+        t = time.perf_counter()
+        _post(conn, body)
+        out[i] = time.perf_counter() - t
+    conn.close()
+    return out
+
+
+def concurrent_rate(port: int, body: bytes, clients: int, seconds: float) -> float:
+    """Requests per second from `clients` keep-alive connections for `seconds`."""
+    counts = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def run(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        while time.perf_counter() < stop:
+            _post(conn, body)
+            counts[i] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(handle: localserve.ServerHandle, args: argparse.Namespace) -> dict[str, float]:
+    df = pd.read_csv(IRIS)
+    rows = [{c: float(v) for c, v in zip(RAW, r)} for r in df[RAW].to_numpy()]
+    one = json.dumps({"instances": rows[:1]}).encode()
+    hundred = json.dumps({"instances": (rows * 2)[:100]}).encode()
+    single = latencies(handle.port, one, args.requests)
+    batch = latencies(handle.port, hundred, args.batches)
+    rate = concurrent_rate(handle.port, hundred, 4, args.seconds)
+    return {"p50_1_ms": 1e3 * float(np.median(single)),
+            "p99_1_ms": 1e3 * float(np.percentile(single, 99)),
+            "rps_1": float(1 / single.mean()),
+            "p50_100_ms": 1e3 * float(np.median(batch)),
+            "p99_100_ms": 1e3 * float(np.percentile(batch, 99)),
+            "inst_s_100": float(100 / batch.mean()),
+            "inst_s_100_x4": 100 * rate,
+            "rss_mb": rss_mb(handle.pid)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--batches", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--out", default=str(REPO / "bench" / "out" / "serve.json"))
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="mlp-bench-serve-"))
+    made = bundles(tmp)
+    servers = {"bare FastAPI": start_bare(tmp)}
+    for name, path in made.items():
+        servers[f"mlp {name}"] = localserve.start(path, None, tmp / f"{name}.log")
+    results = {}
+    try:
+        for name, handle in servers.items():
+            results[name] = measure(handle, args)
+    finally:
+        for handle in servers.values():
+            localserve.stop(handle.pid)
+        shutil.rmtree(tmp, ignore_errors=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"results": results, "cpus": os.cpu_count(),
+                                          "load": os.getloadavg()}, indent=2))
+    print(table(results))
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    bare = results["bare FastAPI"]
+    lines = ["| server | p50 1 (ms) | p99 1 (ms) | req/s 1 | p50 100 (ms) | p99 100 (ms) | "
+             "inst/s 100 | inst/s 100 x4 clients | p50 1 vs bare | RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['p50_1_ms']:.2f} | {r['p99_1_ms']:.2f} | {r['rps_1']:.0f} | "
+                     f"{r['p50_100_ms']:.2f} | {r['p99_100_ms']:.2f} | {r['inst_s_100']:.0f} | "
+                     f"{r['inst_s_100_x4']:.0f} | {r['p50_1_ms'] / bare['p50_1_ms']:.2f}x | "
+                     f"{r['rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

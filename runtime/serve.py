@@ -1,0 +1,48 @@
+"""The API process: `python -m runtime.serve --bundle DIR --host 127.0.0.1 --port N`.
+
+Runs `runtime.server.create_app` under uvicorn (one worker: the model and TensorFlow's
+thread pools are per process; `--tf-threads` sizes those pools). SIGTERM stops it
+gracefully. `--no-admin` leaves out
+POST /admin/reload, for deployments that swap models by rolling out new pods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.serve")
+    parser.add_argument("--bundle", help="the bundle folder to serve; none: wait for a reload")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--no-admin", action="store_true", help="no POST /admin/reload")
+    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--tf-threads", type=int, default=1,
+                        help="TensorFlow op threads (0: one per core); 1 gives the lowest "
+                             "latency for the small models mlp trains")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.tf_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.tf_threads)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvicorn
+
+    from runtime.server import create_app
+
+    app = create_app(args.bundle, admin=not args.no_admin)
+    print(f"mlp: serving {args.bundle} on http://{args.host}:{args.port}", file=sys.stderr,
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                access_log=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
