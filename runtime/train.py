@@ -454,7 +454,8 @@ def predict_parquet(bundle_or_model_dir: str | Path, in_data: str | Path, out_co
             col = pa.array(result["probabilities"].numpy().argmax(axis=1).astype(np.int64))
         else:
             col = pa.array(result["value"].numpy().astype(np.float64))
-        table = pa.Table.from_batches([batch]).append_column(out_column, col)
+        # No schema metadata: Spark would trust a copied footer schema over the columns.
+        table = pa.Table.from_batches([batch]).append_column(out_column, col).replace_schema_metadata(None)
         writer = writer or pq.ParquetWriter(str(out / "part-00000.parquet"), table.schema)
         writer.write_table(table)
         rows += batch.num_rows

@@ -3,14 +3,12 @@
 `bundle/bundle.json` holds the raw input schema and checks, the chain of transformed
 columns (built-ins by name, custom code copied into `bundle/code/`, upstream models as
 nested bundles), the aggregate values the model was trained with, the feature order, the
-label vocabulary and the metrics; `bundle/saved_model` is the exported model.
+label vocabulary and the metrics; `bundle/saved_model` is the exported model. The format and
+its writer belong to the runtime (`runtime.bundle`); this module gathers what goes in it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +17,11 @@ from mlp.engine.context import RunContext
 from mlp.graph.address import Address, Kind
 
 
-def _link_tree(src: Path, dest: Path) -> None:
-    def link(s: str, d: str) -> str:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-        return d
-    shutil.copytree(src, dest, copy_function=link)
-
-
 def build_bundle(ctx: RunContext, addr: Address, out_dir: Path, result: dict[str, Any]) -> Path:
     cfg = ctx.cfg(addr)
     assert isinstance(cfg, B.Model)
-    bundle = out_dir / "bundle"
-    bundle.mkdir(parents=True, exist_ok=True)
-    _link_tree(out_dir / "saved_model", bundle / "saved_model")
+    from runtime.bundle import write_bundle
+
     needed = ctx.analysis.graph.closure(cfg.features)
     order = [a for a in ctx.analysis.graph.order if a in needed]
     raws = [ctx.cfg(a) for a in order if a.kind is Kind.RAW_COLUMN]
@@ -53,10 +40,7 @@ def build_bundle(ctx: RunContext, addr: Address, out_dir: Path, result: dict[str
         if tc.custom is not None:
             code = ctx.analysis.app.blocks[tc.custom]
             assert isinstance(code, B.CustomCode)
-            (bundle / "code").mkdir(exist_ok=True)
-            dest = bundle / "code" / f"{tc.custom.name}.py"
-            shutil.copyfile(ctx.analysis.app.dir / code.path, dest)
-            custom = str(dest.relative_to(bundle))
+            custom = str((ctx.analysis.app.dir / code.path).resolve())
         for ref in tc.inputs.values():
             if ref.kind is Kind.AGGREGATE:
                 aggs[ref.name] = ctx.meta(ref).get("metrics", {}).get("value")
@@ -72,5 +56,4 @@ def build_bundle(ctx: RunContext, addr: Address, out_dir: Path, result: dict[str
                             for r in raws if isinstance(r, B.RawColumn)],
             "transforms": steps, "aggregates": aggs, "features": [f.name for f in cfg.features],
             "labels": result.get("labels"), "metrics": result.get("metrics", {})}
-    (bundle / "bundle.json").write_text(json.dumps(spec, indent=1, default=str))
-    return bundle
+    return write_bundle(out_dir / "bundle", spec, out_dir / "saved_model")

@@ -234,5 +234,7 @@ def _keep_columns(src: Path, dest: Path, names: list[str]) -> None:
 
     dest.mkdir(parents=True, exist_ok=True)
     table = ds.dataset(str(src), format="parquet").to_table(columns=names)
-    pq.write_table(table, str(dest / "part-00000.parquet"))
+    # Spark trusts the schema kept in a Parquet footer's metadata over the file's own
+    # columns: drop what was copied over from the wider input.
+    pq.write_table(table.replace_schema_metadata(None), str(dest / "part-00000.parquet"))
 
