@@ -190,21 +190,21 @@ class Predictor:
         """The raw columns plus the transformed ones, run in bundle order over the batch."""
         if not self._steps:
             return columns
-        from mlp.builtins.pytransform import apply_chain
+        from mlp.builtins.pytransform import apply_columns
 
-        frame = pd.DataFrame(columns)
+        frame: Columns = dict(columns)
         jobs: list[TransformJob] = []
         for step in self._steps:
             if isinstance(step, TransformJob):
                 jobs.append(step)
                 continue
             if jobs:
-                frame, jobs = apply_chain(frame, jobs, self.bundle.aggregates), []
-            frame[step.name] = step.predictor.column({c: frame[c] for c in frame.columns})
+                frame, jobs = apply_columns(frame, jobs, self.bundle.aggregates), []
+            frame[step.name] = step.predictor.column(frame)
         if jobs:
-            frame = apply_chain(frame, jobs, self.bundle.aggregates)
+            frame = apply_columns(frame, jobs, self.bundle.aggregates)
         made = [name for name in self._inputs if name not in columns]
-        return {**columns, **{name: frame[name] for name in made if name in frame.columns}}
+        return {**columns, **{name: frame[name] for name in made if name in frame}}
 
     def column(self, columns: Columns) -> np.ndarray:
         """This model's predictions as a column: class index or value."""
