@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -277,7 +278,8 @@ class _State:
 
 
 def _json(content: Any, status: int = 200) -> Response:
-    return Response(json.dumps(content), status_code=status, media_type="application/json")
+    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json")
 
 
 def _body_error(field: str | None, message: str) -> Response:
@@ -298,7 +300,7 @@ def create_app(bundle_dir: str | Path | None, admin: bool = True) -> FastAPI:
         if predictor is None:
             return _json({"detail": "no model is loaded yet"}, 503)
         try:
-            body = json.loads(await request.body())
+            body = orjson.loads(await request.body())
         except ValueError as e:
             return _body_error(None, f"the body is not valid JSON: {e}")
         instances = body.get("instances") if type(body) is dict else None
