@@ -24,7 +24,8 @@ def scaffold(target: Path, example: str | None, force: bool = False) -> list[Pat
     written: list[Path] = []
     with resources.as_file(root) as src:
         for path in sorted(Path(src).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
+            rel = path.relative_to(src)
+            if path.is_file() and not any(part.startswith((".", "__")) for part in rel.parts):
                 dest = target / path.relative_to(src)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, dest)

@@ -28,28 +28,22 @@ class Graph:
 
     def closure(self, roots: Iterable[Address]) -> set[Address]:
         """The roots and everything they need, transitively."""
-        seen: set[Address] = set()
-        stack = list(roots)
-        while stack:
-            a = stack.pop()
-            if a in seen:
-                continue
-            seen.add(a)
-            stack.extend(self.deps.get(a, ()))
-        return seen
+        return _reach(roots, self.deps)
 
     def downstream(self, roots: Iterable[Address]) -> set[Address]:
         """The roots and everything that needs them, transitively."""
-        rev = self.dependents()
-        seen: set[Address] = set()
-        stack = list(roots)
-        while stack:
-            a = stack.pop()
-            if a in seen:
-                continue
+        return _reach(roots, self.dependents())
+
+
+def _reach(roots: Iterable[Address], edges: Mapping[Address, Iterable[Address]]) -> set[Address]:
+    seen: set[Address] = set()
+    stack = list(roots)
+    while stack:
+        a = stack.pop()
+        if a not in seen:
             seen.add(a)
-            stack.extend(rev.get(a, ()))
-        return seen
+            stack.extend(edges.get(a, ()))
+    return seen
 
 
 def build_graph(blocks: Mapping[Address, BlockConfig], diags: Diagnostics) -> Graph | None:
