@@ -211,12 +211,15 @@ def _flags(i: int, c: RawColumn) -> dict[str, Column]:
 
 
 def _any(conds: list[Column]) -> Column:
+    """OR of the conditions (null counts as false), as a balanced tree: a left-deep chain
+    of hundreds of conditions overflows the stack of Spark's analyzer."""
     from pyspark.sql import functions as F
 
-    out = F.lit(False)
-    for cond in conds:
-        out = out | F.coalesce(cond, F.lit(False))
-    return out
+    level = [F.coalesce(cond, F.lit(False)) for cond in conds] or [F.lit(False)]
+    while len(level) > 1:
+        pairs = [level[i] | level[i + 1] for i in range(0, len(level) - 1, 2)]
+        level = pairs + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
 
 
 def _keep(columns: list[RawColumn]) -> Column:

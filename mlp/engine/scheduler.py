@@ -58,6 +58,14 @@ def run_units(ctx: RunContext, units: list[Unit], run: Callable[[RunContext, Uni
     return Outcome(failed, skipped)
 
 
+def _short_error(e: Exception, unit: Unit) -> str:
+    """The first lines of an unexpected error (a JVM error's text holds its whole stack);
+    the full traceback goes to the blocks' logs."""
+    lines = [ln for ln in str(e).splitlines() if ln.strip() and not ln.lstrip().startswith("at ")][:3]
+    text = "\n".join(ln[:300] for ln in lines)
+    return f"{type(e).__name__}: {text}\nThe full error is in the log: mlp logs {unit.blocks[0]}"
+
+
 def _guarded(ctx: RunContext, unit: Unit, run: Callable[[RunContext, Unit], None]) -> str:
     """Run one unit; return '' or the error message. Blocks not recorded are marked failed."""
     start = time.monotonic()
@@ -67,7 +75,7 @@ def _guarded(ctx: RunContext, unit: Unit, run: Callable[[RunContext, Unit], None
     except MlpError as e:
         msg = e.summary + (f"\n{e.detail}" if e.detail else "") + (f"\nFix: {e.hint}" if e.hint else "")
     except Exception as e:  # noqa: BLE001 - a job's failure must not stop the other jobs
-        msg = f"{type(e).__name__}: {e}"
+        msg = _short_error(e, unit)
         for a in unit.blocks:
             ctx.log(a, traceback.format_exc(), echo=False)
     elapsed = time.monotonic() - start

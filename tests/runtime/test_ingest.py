@@ -196,3 +196,13 @@ def test_seeded_sample_is_fixed(spark, tmp_path, write_csv, make_source, make_ra
     assert rows(replace(source, path="two")) == first  # same rows, whatever the file layout
     assert len(rows(source, sample=0)) == 200
     assert len(rows(source, sample=3)) == 3
+
+
+def test_a_wide_source_is_counted_without_overflowing_spark(spark, tmp_path, write_csv, make_source, make_raw):
+    names = [f"c{i}" for i in range(300)]
+    rows = [",".join(str(i + r) for i in range(300)) for r in range(5)]
+    write_csv("data/wide.csv", ",".join(names) + "\n" + "\n".join(rows) + "\n")
+    cols = [make_raw(n, "FLOAT", min=0, max=1000) for n in names]
+    res = ingest(spark, make_source("wide", path="data/wide.csv"), cols, tmp_path)
+    assert res.rows_read == res.rows_kept == 5
+    assert all(v["max"] == 0 for v in res.violations.values())
