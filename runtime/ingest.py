@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, NoReturn
@@ -54,12 +55,13 @@ def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_di
     path = resolve_path(source, app_dir)
     raw = _read(spark, source, path, columns)
     staged = _stage(raw, columns)
-    counts = _count(staged, columns)
+    flagged, flag_names = _flagged(staged, columns)
+    counts = _count(flagged, flag_names)
     violations = {c.name: {k: counts[f"v{i}_{k}"] for k in KINDS} for i, c in enumerate(columns)}
     failing = _failing(source, columns, violations)
     if failing:
         _raise(source, path, columns, staged, counts["rows"], violations, failing)
-    df = staged if counts["kept"] == counts["rows"] else staged.filter(_keep(columns))
+    df = staged if counts["kept"] == counts["rows"] else flagged.filter(_keep(flag_names))
     df = df.select(*[c.name for c in columns])
     n = source.sample if sample is None else sample
     kept = counts["kept"]
@@ -222,19 +224,43 @@ def _any(conds: list[Column]) -> Column:
     return level[0]
 
 
-def _keep(columns: list[RawColumn]) -> Column:
-    return ~_any([f for i, c in enumerate(columns) for f in _flags(i, c).values()])
-
-
-def _count(staged: DataFrame, columns: list[RawColumn]) -> dict[str, int]:
-    """Rows read, rows without any violation, and each column's violations: one Spark job."""
+def _flagged(staged: DataFrame, columns: list[RawColumn]) -> tuple[DataFrame, list[str]]:
+    """`staged` plus one boolean column per possible violation (`v{i}_{kind}`). Later
+    expressions refer to these columns, so they stay small however wide the source is:
+    Spark's analyzer takes minutes over hundreds of inlined conditions."""
     from pyspark.sql import functions as F
 
-    aggs = [F.count(F.lit(1)).alias("rows"), F.count_if(_keep(columns)).alias("kept")]
-    for i, c in enumerate(columns):
-        aggs += [F.count_if(cond).alias(f"v{i}_{k}") for k, cond in _flags(i, c).items()]
-    row = staged.agg(*aggs).collect()[0]
-    return {k: int(v or 0) for k, v in row.asDict().items()}
+    flags = {f"v{i}_{k}": F.coalesce(cond, F.lit(False))
+             for i, c in enumerate(columns) for k, cond in _flags(i, c).items()
+             if not _is_false(cond)}
+    return staged.select("*", *[cond.alias(name) for name, cond in flags.items()]), list(flags)
+
+
+def _is_false(cond: Column) -> bool:
+    return str(cond) == str(_false())
+
+
+def _false() -> Column:
+    from pyspark.sql import functions as F
+
+    return F.lit(False)
+
+
+def _keep(flag_names: list[str]) -> Column:
+    from pyspark.sql import functions as F
+
+    return ~_any([F.col(n) for n in flag_names])
+
+
+def _count(flagged: DataFrame, flag_names: list[str]) -> dict[str, int]:
+    """Rows read, rows without any violation, and each violation flag's count: one Spark job.
+    Flags that cannot fire are not computed (their counts are 0)."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("rows"), F.count_if(_keep(flag_names)).alias("kept")]
+    aggs += [F.count_if(F.col(n)).alias(n) for n in flag_names]
+    row = flagged.agg(*aggs).collect()[0]
+    return defaultdict(int, {k: int(v or 0) for k, v in row.asDict().items()})
 
 
 def _failing(source: Source, columns: list[RawColumn],

