@@ -64,7 +64,7 @@ def apply_plan(analysis: Analysis, plan: Plan, backend: Backend, hooks: Hooks, p
     if state.provider != analysis.app.provider.kind and not outcome.failed:
         final = backend.read_state().with_provider(analysis.app.provider.kind)
         backend.write_state(final)
-    else:
+    elif ctx.records or destroyed:
         backend.write_state(backend.read_state())  # compaction: one whole write per apply
     return _result(ctx, plan, units, outcome, destroyed, time.monotonic() - start)
 
