@@ -44,6 +44,9 @@ class IngestResult:
     rows_read: int
     rows_kept: int
     violations: Mapping[str, Mapping[str, int]]
+    # Per column, (sum of xxhash64, count of non-nulls) over the kept rows, from the counting
+    # job itself; None when a sample is taken (the digests are then of the sample).
+    hashes: Mapping[str, tuple[int, int]] | None = None
 
     def sample_rows(self, n: int = 3) -> list[dict[str, Any]]:
         return [row.asDict() for row in self.df.limit(n).collect()]
@@ -56,7 +59,7 @@ def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_di
     raw = _read(spark, source, path, columns)
     staged = _stage(raw, columns)
     flagged, flag_names = _flagged(staged, columns)
-    counts = _count(flagged, flag_names)
+    counts = _count(flagged, flag_names, [c.name for c in columns])
     violations = {c.name: {k: counts[f"v{i}_{k}"] for k in KINDS} for i, c in enumerate(columns)}
     failing = _failing(source, columns, violations)
     if failing:
@@ -67,7 +70,8 @@ def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_di
     kept = counts["kept"]
     if n > 0:
         df, kept = _sample(df, n), min(n, kept)
-    return IngestResult(df, counts["rows"], kept, violations)
+    hashes = None if n > 0 else {c.name: (counts[f"h_{i}"], counts[f"n_{i}"]) for i, c in enumerate(columns)}
+    return IngestResult(df, counts["rows"], kept, violations, hashes)
 
 
 def resolve_path(source: Source, app_dir: Path) -> str:
@@ -252,13 +256,19 @@ def _keep(flag_names: list[str]) -> Column:
     return ~_any([F.col(n) for n in flag_names])
 
 
-def _count(flagged: DataFrame, flag_names: list[str]) -> dict[str, int]:
-    """Rows read, rows without any violation, and each violation flag's count: one Spark job.
-    Flags that cannot fire are not computed (their counts are 0)."""
+def _count(flagged: DataFrame, flag_names: list[str], names: list[str]) -> dict[str, int]:
+    """Rows read, rows without any violation, each violation flag's count, and each column's
+    content hash over the kept rows: one Spark job. Flags that cannot fire are not computed
+    (their counts are 0)."""
     from pyspark.sql import functions as F
 
-    aggs = [F.count(F.lit(1)).alias("rows"), F.count_if(_keep(flag_names)).alias("kept")]
+    keep = _keep(flag_names)
+    aggs = [F.count(F.lit(1)).alias("rows"), F.count_if(keep).alias("kept")]
     aggs += [F.count_if(F.col(n)).alias(n) for n in flag_names]
+    for i, name in enumerate(names):
+        col = F.col(_q(name))
+        aggs.append(F.sum(F.when(keep, F.xxhash64(col)).cast("decimal(38,0)")).alias(f"h_{i}"))
+        aggs.append(F.count(F.when(keep, col)).alias(f"n_{i}"))
     row = flagged.agg(*aggs).collect()[0]
     return defaultdict(int, {k: int(v or 0) for k, v in row.asDict().items()})
 

@@ -96,8 +96,10 @@ class _Frame:
         key = ctx.key(self.src)
         tmp = ctx.store.temp_dir(key)
         res.df.withColumn(ROW, F.monotonically_increasing_id()).write.parquet(str(tmp / "table"))
-        table = self.spark.read.parquet(str(tmp / "table"))
-        digests = column_digests(table, [c.name for c in raws])
+        if res.hashes is not None:  # counted in the ingest job itself
+            digests = {n: _digest(h, c) for n, (h, c) in res.hashes.items()}
+        else:
+            digests = column_digests(self.spark.read.parquet(str(tmp / "table")), [c.name for c in raws])
         samples = [_jsonable(r) for r in res.sample_rows(3)]
         meta: dict[str, Any] = {"metrics": {"rows": res.rows_kept, "rows_read": res.rows_read,
                             "violations": {k: dict(v) for k, v in res.violations.items()}},
@@ -170,7 +172,12 @@ def column_digests(df: Any, names: list[str]) -> dict[str, str]:
         exprs.append(F.sum(F.xxhash64(F.col(f"`{n}`")).cast("decimal(38,0)")).alias(f"h_{n}"))
         exprs.append(F.count(F.col(f"`{n}`")).alias(f"c_{n}"))
     row = df.agg(*exprs).collect()[0].asDict()
-    return {n: hashlib.sha256(f"{row[f'h_{n}']}:{row[f'c_{n}']}".encode()).hexdigest() for n in names}
+    return {n: _digest(row[f"h_{n}"], row[f"c_{n}"]) for n in names}
+
+
+def _digest(hash_sum: Any, count: Any) -> str:
+    """A column's digest from the sum of its values' xxhash64 and its count of non-nulls."""
+    return hashlib.sha256(f"{int(hash_sum or 0)}:{int(count or 0)}".encode()).hexdigest()
 
 
 def _waves(ctx: RunContext, frame: _Frame, rest: list[Address]) -> None:
