@@ -59,7 +59,10 @@ def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_di
     raw = _read(spark, source, path, columns)
     staged = _stage(raw, columns)
     flagged, flag_names = _flagged(staged, columns)
-    counts = _count(flagged, flag_names, [c.name for c in columns])
+    # Each column's content hash rides along in the counting job, except for wide sources,
+    # whose single aggregate would grow too large for the driver (hashed afterwards, apart).
+    hashed = [c.name for c in columns] if len(columns) <= MAX_HASHED_IN_COUNT else []
+    counts = _count(flagged, flag_names, hashed)
     violations = {c.name: {k: counts[f"v{i}_{k}"] for k in KINDS} for i, c in enumerate(columns)}
     failing = _failing(source, columns, violations)
     if failing:
@@ -70,7 +73,8 @@ def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_di
     kept = counts["kept"]
     if n > 0:
         df, kept = _sample(df, n), min(n, kept)
-    hashes = None if n > 0 else {c.name: (counts[f"h_{i}"], counts[f"n_{i}"]) for i, c in enumerate(columns)}
+    hashes = None if n > 0 or not hashed else \
+        {c.name: (counts[f"h_{i}"], counts[f"n_{i}"]) for i, c in enumerate(columns)}
     return IngestResult(df, counts["rows"], kept, violations, hashes)
 
 
@@ -226,6 +230,9 @@ def _any(conds: list[Column]) -> Column:
         pairs = [level[i] | level[i + 1] for i in range(0, len(level) - 1, 2)]
         level = pairs + ([level[-1]] if len(level) % 2 else [])
     return level[0]
+
+
+MAX_HASHED_IN_COUNT = 32
 
 
 def _flagged(staged: DataFrame, columns: list[RawColumn]) -> tuple[DataFrame, list[str]]:

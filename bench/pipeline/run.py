@@ -167,6 +167,9 @@ def bench_engine(sizes: list[int]) -> list[dict[str, Any]]:
     from mlp import api
     from mlp.graph.address import Kind
 
+    from runtime.sparkenv import get_spark
+
+    get_spark("local[*]").range(10).count()  # the JVM's start-up is not the engine's cost
     clock = JvmClock()
     clock.install()
     out = []
@@ -195,10 +198,17 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--sizes", default="100,1000")
+    ap.add_argument("--engine-only", action="store_true", help="skip the 1M-row stage comparison")
     args = ap.parse_args()
+    engine_sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.engine_only:
+        engine = bench_engine(engine_sizes)
+        print(json.dumps({"engine": engine}, indent=1))
+        _print_engine(engine)
+        return
     stage = bench_stage(args.rows, args.repeat)
     print(json.dumps({"stage": stage}, indent=1), flush=True)
-    engine = bench_engine([int(s) for s in args.sizes.split(",") if s])
+    engine = bench_engine(engine_sizes)
     print(json.dumps({"engine": engine}, indent=1))
     print("\n| rows | mlp data apply s | hand-written PySpark s | ratio (goal <= 1.3) |")
     print("|---|---|---|---|")
@@ -206,6 +216,10 @@ def main() -> None:
     print(f"\nunchanged re-apply: {stage['reapply_s']:.2f} s (goal < 0.5 s), JVM started: {stage['reapply_jvm']}")
     print(f"cold apply in a child process: {stage['cold_apply_s']:.1f} s; mlp process peak RSS "
           f"{stage['mlp_peak_mb']:.0f} MB; JVM peak RSS {stage['jvm_peak_mb']:.0f} MB")
+    _print_engine(engine)
+
+
+def _print_engine(engine: list[dict[str, Any]]) -> None:
     print("\n| data blocks | wall s | waiting on the JVM s | outside Spark s | outside Spark ms/block |")
     print("|---|---|---|---|---|")
     for e in engine:
