@@ -219,12 +219,10 @@ def _aggregate(ctx: RunContext, frame: _Frame, addrs: list[Address]) -> None:
         cfg = ctx.cfg(a)
         assert isinstance(cfg, B.Aggregate)
         ctx.hooks.block(_running(a))
-        out_type = ctx.analysis.checked.types.aggregates.get(a)
         jobs.append(AggJob(a.name, cfg.aggregator, {k: v.name for k, v in cfg.inputs.items()},
                            dict(ctx.analysis.fingerprints[a].settings.get("args", {})),
-                           _custom_path(ctx, cfg.custom), out_type) if out_type else
-                    AggJob(a.name, cfg.aggregator, {k: v.name for k, v in cfg.inputs.items()},
-                           dict(cfg.args), _custom_path(ctx, cfg.custom)))
+                           _custom_path(ctx, cfg.custom),
+                           ctx.analysis.checked.types.aggregates[a]))  # type-checked: always known
     cols = sorted({v.name for a in addrs for v in ctx.cfg(a).inputs.values()})  # type: ignore[attr-defined]
     values = compute_aggregates(frame.spark, frame.ensure(cols), jobs)
     secs = (time.monotonic() - start) / max(len(addrs), 1)
