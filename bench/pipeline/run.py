@@ -166,7 +166,6 @@ def bench_engine(sizes: list[int]) -> list[dict[str, Any]]:
     from bench.gen import generate_app
     from mlp import api
     from mlp.graph.address import Kind
-
     from runtime.sparkenv import get_spark
 
     get_spark("local[*]").range(10).count()  # the JVM's start-up is not the engine's cost
