@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from mlp.diagnostics import Diagnostics
-from mlp.errors import DiagnosticsError, StateError, UsageError
+from mlp.errors import DiagnosticsError, UsageError
 from mlp.graph.analysis import Analysis, Checked, analyse, check
 from mlp.plan.model import Plan
 from mlp.plan.planner import PlanOptions, make_plan
@@ -80,14 +80,16 @@ def plan(app_dir: Path, *, variables: Sequence[str] | Mapping[str, str] | None =
     if analysis is None:
         raise DiagnosticsError(diags)
     backend = backend_for(analysis)
-    try:
-        state = backend.read_state()
-    except StateError:
-        raise
+    the_plan = _make_plan(analysis, backend, backend.read_state(), var_map, targets, replace, sample)
+    return Planned(the_plan, analysis, diags)
+
+
+def _make_plan(analysis: Analysis, backend: Backend, state: Any, var_map: Mapping[str, str],
+               targets: Sequence[str], replace: Sequence[str], sample: int | None) -> Plan:
+    """The plan of an analysed app against `state`, reusing what the artifact store holds."""
     store = backend.artifacts()
     opts = PlanOptions(tuple(targets), tuple(replace), tuple(sorted(var_map.items())), sample)
-    the_plan = make_plan(analysis, state, lambda fp: store.has(artifact_key(fp)), opts)
-    return Planned(the_plan, analysis, diags)
+    return make_plan(analysis, state, lambda fp: store.has(artifact_key(fp)), opts)
 
 
 def unlock(app_dir: Path, lock_id: str) -> None:
@@ -198,9 +200,7 @@ def apply(app_dir: Path, *, plan_file: Path | None = None,
             _check_saved(saved, analysis, state.lineage, state.serial)
             the_plan = saved
         else:
-            store = backend.artifacts()
-            opts = PlanOptions(tuple(targets), tuple(replace), tuple(sorted(var_map.items())), sample)
-            the_plan = make_plan(analysis, state, lambda fp: store.has(artifact_key(fp)), opts)
+            the_plan = _make_plan(analysis, backend, state, var_map, targets, replace, sample)
             if confirm is not None and the_plan.has_changes and not confirm(the_plan):
                 raise UsageError("Apply cancelled", "Nothing was changed.")
         return apply_plan(analysis, the_plan, backend, hooks, _parallelism(analysis, parallelism))

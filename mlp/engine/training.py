@@ -126,7 +126,8 @@ def _train(ctx: RunContext, addr: Address) -> None:
             "hparams": dict(settings["hparams"]), "training": dict(settings["training"]),
             "balance": cfg.balance, "data": str(data), "out_dir": str(tmp)}
     (tmp / "spec.json").write_text(json.dumps(spec, indent=1))
-    result = run_trainer(ctx, addr, [str(tmp / "spec.json")])
+    run_trainer(ctx, addr, [str(tmp / "spec.json")])
+    result = dict(json.loads((tmp / "result.json").read_text()))
     from mlp.engine.bundle import build_bundle
 
     build_bundle(ctx, addr, tmp, result)
@@ -148,7 +149,7 @@ def _code(ctx: RunContext, ref: Address | None) -> B.CustomCode:
 
 
 def run_trainer(ctx: RunContext, addr: Address, args: list[str]) -> dict[str, Any]:
-    """Run the trainer in a child process, streaming its events; return result.json."""
+    """Run the trainer in a child process, streaming its events; return its `done` event."""
     cmd = [sys.executable, "-m", "runtime.train", *args]
     ctx.log(addr, "train: " + " ".join(cmd[2:]), echo=False)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(ctx.log_path(addr), "a"),
@@ -176,10 +177,7 @@ def run_trainer(ctx: RunContext, addr: Address, args: list[str]) -> dict[str, An
     if code != 0:
         msg = error.get("message") or f"the trainer exited with code {code}"
         raise ApplyError(f"{addr}: {msg}", f"See the log: mlp logs {addr}", str(error.get("hint", "")))
-    out_dir = Path(json.loads(Path(args[-1]).read_text())["out_dir"]) if args[-1].endswith(".json") else None
-    if out_dir is None:
-        return done
-    return dict(json.loads((out_dir / "result.json").read_text()))
+    return done
 
 
 def _event(line: str) -> dict[str, Any] | None:
