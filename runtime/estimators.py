@@ -54,11 +54,14 @@ def encode(features: tuple[Column, ...] | list[Column], inputs: dict[str, Any],
     """All features as one float tensor [None, width]; categorical ones one-hot encoded
     (`categorical="one_hot"`) or embedded (`"embed"`)."""
     ops = keras.ops
-    numeric = [inputs[f.name] if f.type is ColumnType.FLOAT_LIST else ops.expand_dims(
-        inputs[f.name], -1) for f in features if f.dtype == "float32"]
+    # Few graph ops per prediction: the scalar features stacked in one op, one NaN check.
+    scalars = [inputs[f.name] for f in features
+               if f.dtype == "float32" and f.type is not ColumnType.FLOAT_LIST]
+    numeric = ([ops.stack(scalars, axis=1)] if scalars else []) + [
+        inputs[f.name] for f in features if f.type is ColumnType.FLOAT_LIST]
     parts = [_concat(numeric)] if numeric else []
-    if parts:  # one NaN check for all numeric features: fewer ops per prediction
-        parts[0] = ops.nan_to_num(parts[0], nan=0.0)
+    if parts:
+        parts[0] = ops.where(ops.isnan(parts[0]), 0.0, parts[0])
     parts += [_encode_categorical(f, inputs[f.name], categorical, embedding_dim)
               for f in features if f.dtype != "float32"]
     return _concat(parts)

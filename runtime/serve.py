@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
                              "latency for the small models mlp trains")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # oneDNN's kernels cost more to set up per call than the small models mlp trains take
+    # to run: TensorFlow's own kernels answer a single instance faster (bench/serve).
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.tf_threads)

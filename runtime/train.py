@@ -9,7 +9,8 @@ with Adam, early stopping on the evaluation loss (best weights restored), and wr
 `out_dir`:
 
     saved_model/   signature `serving_default`: one named tensor per feature (dtypes in
-                   runtime.tfdata) -> {"probabilities": [None, n]} or {"value": [None]}
+                   runtime.tfdata) -> {"probabilities": [None, n]} or {"value": [None]};
+                   `serving_packed`: the same with one tensor per dtype (runtime.packing)
     result.json    metrics, train_metrics, history, labels, warnings, rows, class_counts
 
 Progress goes to stdout as JSON lines, one object each: `{"event": "epoch", ...}`,
@@ -40,7 +41,7 @@ import numpy as np
 from mlp.builtins.catalogue import TRAINING_DEFAULTS
 from mlp.coltypes import ColumnType
 from mlp.errors import MlpError
-from runtime import tfdata
+from runtime import packing, tfdata
 from runtime.tfdata import Column
 
 Emit = Callable[[dict[str, Any]], None]
@@ -398,19 +399,28 @@ class _Values:
 
 
 def export(model: Any, features: tuple[Column, ...], classification: bool, path: Path) -> None:
-    """Save the model with a `serving_default` signature taking one tensor per feature."""
+    """Save the model with a `serving_default` signature taking one tensor per feature,
+    and `serving_packed` taking one per dtype (runtime.packing)."""
     import keras
     import tensorflow as tf
 
     specs = {f.name: tf.TensorSpec(f.shape, f.dtype, name=f.name) for f in features}
 
+    plan = packing.layout((f.name, f.dtype, f.width) for f in features)
+    packed_specs = {dtype: tf.TensorSpec([None, sum(s.columns for s in slots)], dtype,
+                                         name=dtype) for dtype, slots in plan.items()}
+
     def serve(inputs: dict[str, Any]) -> dict[str, Any]:
         out = tf.cast(model(inputs, training=False), tf.float32)
         return {"probabilities": out} if classification else {"value": tf.reshape(out, [-1])}
 
+    def serve_packed(packed: dict[str, Any]) -> dict[str, Any]:
+        return serve(packing.unpack(tf, packed, plan))
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", serve, input_signature=[specs])
+    archive.add_endpoint(packing.SIGNATURE, serve_packed, input_signature=[packed_specs])
     archive.write_out(str(path), verbose=False)
 
 

@@ -226,54 +226,86 @@ def _np_float(v: Any) -> np.ndarray:
     return pd.to_numeric(pd.Series(a), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _np_scale(x: np.ndarray, offset: Any, scale: Any) -> np.ndarray:
+def _np_scale(offset: Any, scale: Any) -> Callable[[np.ndarray], np.ndarray]:
     if not scale or offset is None:
-        return np.where(np.isnan(x), np.nan, 0.0)
-    return (x - float(offset)) / float(scale)
+        return lambda x: np.where(np.isnan(x), np.nan, 0.0)
+    offset, scale = float(offset), float(scale)
+    return lambda x: (x - offset) / scale
 
 
-def _fast(job: TransformJob, cols: Mapping[str, Any], aggs: Mapping[str, Any],
-          args: Mapping[str, Any]) -> np.ndarray | None:
+def _np_log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > -1.0, np.log1p(x), np.nan)
+
+
+def _np_clip(args: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    lo = float(args["min"]) if args.get("min") is not None else None
+    hi = float(args["max"]) if args.get("max") is not None else None
+    if lo is None and hi is None:
+        return lambda x: x
+    return lambda x: np.clip(x, lo, hi)
+
+
+Step = Callable[[Mapping[str, Any]], Any]  # the columns so far -> the job's column
+
+
+def _fast(job: TransformJob, aggs: Mapping[str, Any], args: Mapping[str, Any]) -> Step | None:
+    """The numpy form of a job, its aggregate values and arguments bound, or None."""
     if job.custom_path is not None or job.output_type is not ColumnType.FLOAT:
         return None
-    i = {slot: cols[ref.name] if ref.kind == "column" else aggs[ref.name] for slot, ref in job.inputs.items()}
-    name = job.transformer
-    if name == "normalize":
-        return _np_scale(_np_float(i["column"]), i["mean"], i["stddev"])
-    if name == "min_max_scale":
+    ref = job.inputs.get("column")
+    if ref is None or ref.kind != "column" or any(
+            r.kind == "column" for slot, r in job.inputs.items() if slot != "column"):
+        return None
+    source = ref.name
+    i = {slot: aggs[r.name] for slot, r in job.inputs.items() if r.kind != "column"}
+    fn: Callable[[np.ndarray], np.ndarray]
+    if job.transformer == "normalize":
+        fn = _np_scale(i["mean"], i["stddev"])
+    elif job.transformer == "min_max_scale":
         lo, hi = i["min"], i["max"]
-        span = None if lo is None or hi is None or hi == lo else float(hi) - float(lo)
-        return _np_scale(_np_float(i["column"]), lo, span)
-    if name == "log":
-        x = _np_float(i["column"])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(x > -1.0, np.log1p(x), np.nan)
-    if name == "clip":
-        x = _np_float(i["column"])
-        lo = float(args["min"]) if args.get("min") is not None else None
-        hi = float(args["max"]) if args.get("max") is not None else None
-        return np.clip(x, lo, hi) if lo is not None or hi is not None else x
-    return None
+        fn = _np_scale(lo, None if lo is None or hi is None or hi == lo
+                       else float(hi) - float(lo))
+    elif job.transformer == "log":
+        fn = _np_log
+    elif job.transformer == "clip":
+        fn = _np_clip(args)
+    else:
+        return None
+    return lambda cols: fn(_np_float(cols[source]))
+
+
+def _slow(job: TransformJob, aggs: Mapping[str, Any], args: dict[str, Any]) -> Step:
+    fn = _custom(job.custom_path) if job.custom_path is not None else TRANSFORMS[job.transformer]
+
+    def step(cols: Mapping[str, Any]) -> Any:
+        index = pd.RangeIndex(len(next(iter(cols.values()))))
+        inputs = {slot: (cols[ref.name] if isinstance(cols[ref.name], pd.Series)
+                         else pd.Series(cols[ref.name], index=index)) if ref.kind == "column"
+                  else aggs[ref.name] for slot, ref in job.inputs.items()}
+        result = pd.Series(fn(inputs, args))
+        result.index = index
+        return as_type(result, job.output_type)
+    return step
+
+
+def compile_columns(jobs: list[TransformJob], agg_values: Mapping[str, Any]
+                    ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """`apply_columns` for these jobs with their arguments, aggregate values and
+    functions resolved once, for the API, which runs the same jobs on every request."""
+    steps = [(job.name, _fast(job, agg_values, args) or _slow(job, agg_values, args))
+             for job in jobs for args in (_args(job),)]
+
+    def run(columns: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(columns)
+        for name, step in steps:
+            out[name] = step(out)
+        return out
+    return run
 
 
 def apply_columns(columns: Mapping[str, Any], jobs: list[TransformJob],
                   agg_values: Mapping[str, Any]) -> dict[str, Any]:
     """Like `apply_chain`, over a dict of columns (numpy arrays or Series): numpy for the
     numeric built-ins, pandas for the rest."""
-    out = dict(columns)
-    n = len(next(iter(columns.values()))) if columns else 0
-    for job in jobs:
-        args = _args(job)
-        fast = _fast(job, out, agg_values, args)
-        if fast is not None:
-            out[job.name] = fast
-            continue
-        fn = _custom(job.custom_path) if job.custom_path is not None else TRANSFORMS[job.transformer]
-        index = pd.RangeIndex(n)
-        inputs = {slot: (out[ref.name] if isinstance(out[ref.name], pd.Series)
-                         else pd.Series(out[ref.name], index=index)) if ref.kind == "column"
-                  else agg_values[ref.name] for slot, ref in job.inputs.items()}
-        result = pd.Series(fn(inputs, args))
-        result.index = index
-        out[job.name] = as_type(result, job.output_type)
-    return out
+    return compile_columns(jobs, agg_values)(columns)
