@@ -14,7 +14,7 @@ from mlp.diagnostics import Diagnostics
 from mlp.errors import DiagnosticsError, UsageError
 from mlp.graph.analysis import Analysis, Checked, analyse, check
 from mlp.plan.model import Plan
-from mlp.plan.planner import PlanOptions, make_plan
+from mlp.plan.planner import PlanOptions, extras_digests, make_plan
 from mlp.state.backend import Backend, artifact_key
 
 if TYPE_CHECKING:
@@ -212,12 +212,15 @@ def _check_saved(saved: Plan, analysis: Analysis, lineage: str, serial: int) -> 
 
     check_fresh(saved, lineage, serial, {str(k): v for k, v in analysis.data.items()},
                 {str(k): v for k, v in analysis.code.items()})
-    moved = sorted(str(c.address) for c in saved.changes if c.fingerprint_after is not None
-                   and (c.address not in analysis.fingerprints
-                        or analysis.fingerprints[c.address].value != c.fingerprint_after))
+    moved = {str(c.address) for c in saved.changes if c.fingerprint_after is not None
+             and (c.address not in analysis.fingerprints
+                  or analysis.fingerprints[c.address].value != c.fingerprint_after)}
+    now = extras_digests(analysis, (c.address for c in saved.changes))
+    moved |= {a for a in set(now) | set(saved.extras) if now.get(a) != saved.extras.get(a)}
     if moved:
         raise PlanFileError("The saved plan is stale",
-                            "The app's configuration changed since the plan was made: " + ", ".join(moved) + ".",
+                            "The app's configuration changed since the plan was made: "
+                            + ", ".join(sorted(moved)) + ".",
                             "Make a new plan with: mlp plan --out FILE")
 
 

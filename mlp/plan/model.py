@@ -109,6 +109,10 @@ class Plan:
     replace: tuple[str, ...] = ()
     sample: int | None = None
     format_version: str = FORMAT_VERSION
+    # Digests of the planned blocks' settings outside their fingerprints (an api's replicas
+    # and port, a model's compute): kept in plan files, so that apply can refuse one whose
+    # app changed only there. Not part of the JSON view.
+    extras: Mapping[str, str] = field(default_factory=dict)
 
     def summary(self) -> Summary:
         counts = {a: 0 for a in Action}
@@ -149,4 +153,5 @@ class Plan:
                    code=dict(d.get("inputs", {}).get("code", {})),
                    variables=dict(opts.get("variables", {})), targets=tuple(opts.get("targets", ())),
                    replace=tuple(opts.get("replace", ())), sample=opts.get("sample"),
-                   format_version=d.get("format_version", FORMAT_VERSION))
+                   format_version=d.get("format_version", FORMAT_VERSION),
+                   extras=dict(d.get("extras", {})))

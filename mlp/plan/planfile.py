@@ -1,8 +1,10 @@
 """Saved plans (`mlp plan --out FILE`): write, read, and refuse a stale one.
 
-A plan file is JSON: the plan's JSON form plus a `planfile` marker. Apply compares the
-recorded state lineage and serial, and every source and code hash, with the present ones,
-the way terraform refuses a saved plan whose state moved on.
+A plan file is JSON: the plan's JSON form plus a `planfile` marker and the digests of the
+planned blocks' settings outside their fingerprints (`extras`). Apply compares the recorded
+state lineage and serial, every source and code hash, every planned block's fingerprint and
+those digests with the present ones, the way terraform refuses a saved plan whose state
+moved on.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def write_plan(plan: Plan, path: Path) -> None:
     if not path.parent.is_dir():
         raise PlanFileError(f"Cannot write the plan to {path}", f"The folder {path.parent} does not exist.",
                             "Create it, or give another --out path.")
-    data = {"planfile": MARKER, **plan.to_json()}
+    data = {"planfile": MARKER, **plan.to_json(), "extras": dict(sorted(plan.extras.items()))}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
     os.replace(tmp, path)

@@ -10,7 +10,7 @@ from mlp.config.values import did_you_mean
 from mlp.errors import UsageError
 from mlp.graph.address import Address, Kind
 from mlp.graph.analysis import Analysis
-from mlp.graph.fingerprint import Fingerprint
+from mlp.graph.fingerprint import Fingerprint, digest
 from mlp.plan.diff import field_diff
 from mlp.plan.model import Action, Change, Plan, Reason
 from mlp.state.model import BlockRecord, State
@@ -66,7 +66,14 @@ def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool]
                 data={str(k): v for k, v in analysis.data.items()},
                 code={str(k): v for k, v in analysis.code.items()},
                 variables=dict(opts.variables), targets=tuple(opts.targets), replace=tuple(opts.replace),
-                sample=opts.sample)
+                sample=opts.sample, extras=extras_digests(analysis, changes))
+
+
+def extras_digests(analysis: Analysis, addresses: Iterable[Address]) -> dict[str, str]:
+    """Digests of the settings outside the fingerprints of those blocks that have some."""
+    blocks = analysis.app.blocks
+    return {str(a): digest(blocks[a].extra()) for a in addresses
+            if a in blocks and blocks[a].extra()}
 
 
 def _change(addr: Address, fp: Fingerprint, rec: BlockRecord | None, done: dict[Address, Change],

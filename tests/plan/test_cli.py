@@ -142,6 +142,8 @@ def test_plan_out_then_show(app: Path, tmp_path: Path) -> None:
     doc = json.loads(ok(run_mlp("-C", app, "show", "--json", saved)).stdout)
     on_disk = json.loads(saved.read_text())
     assert on_disk.pop("planfile") == "mlp-plan"
+    # the digests of settings outside fingerprints: in the file for apply, not in the view
+    assert list(on_disk.pop("extras")) == ["api.price"]
     assert doc == on_disk
     assert doc["summary"]["create"] == 10
 

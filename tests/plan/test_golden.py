@@ -232,6 +232,10 @@ def move_config(app: Path) -> None:
     edit(app / "model.hcl", "hidden_units = [16, 8]", "hidden_units = [32, 16]")
 
 
+def rescale_api(app: Path) -> None:
+    edit(app / "model.hcl", "replicas = 2", "replicas = 3")  # outside the fingerprint
+
+
 def move_state_and_data(app: Path) -> None:
     move_state(app)
     move_data(app)
@@ -246,6 +250,8 @@ STALE = "Since the plan was made, "
     pytest.param(move_code, STALE + "the code of transformer.winsorize changed.", id="code"),
     pytest.param(move_config, "The app's configuration changed since the plan was made: api.returns, model.returns.",
                  id="config"),
+    pytest.param(rescale_api, "The app's configuration changed since the plan was made: api.returns.",
+                 id="replicas"),
     pytest.param(move_state_and_data,
                  STALE + "the state changed since (serial 1 -> 2); the data of source.orders changed.",
                  id="state_and_data"),
