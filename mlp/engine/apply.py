@@ -52,6 +52,7 @@ def run_unit(ctx: RunContext, unit: Unit) -> None:
 
 def apply_plan(analysis: Analysis, plan: Plan, backend: Backend, hooks: Hooks, parallelism: int) -> ApplyResult:
     start = time.monotonic()
+    backend.artifacts().sweep()  # what a killed apply was building; we hold the lock
     state = backend.read_state()
     ctx = RunContext(analysis, plan, backend, state, hooks, parallelism)
     in_plan = {c.address for c in plan.changes}

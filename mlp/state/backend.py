@@ -61,6 +61,11 @@ class ArtifactStore(Protocol):
         """Every committed key, sorted."""
         ...
 
+    def sweep(self) -> int:
+        """Remove the work in progress of builds that never committed (a killed apply left
+        it); returns how many. Only under the state lock: no build of the app is running."""
+        ...
+
 
 class LogStore(Protocol):
     """One log file per block address."""

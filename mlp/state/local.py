@@ -4,6 +4,7 @@
     .mlp/state.journal   JSON lines, one `JournalEntry` each, appended and fsynced one by one
     .mlp/state.lock      the lock: created exclusively, holding the holder's `LockInfo`
     .mlp/artifacts/      one folder per artifact key (`ab/ab12...`); `.tmp/` for work in progress
+                         (swept at the start of every apply: a killed build leaves its folder)
     .mlp/logs/           `<address>.log`
 
 Crash safety: `state.json` is only ever replaced by rename, so it is always a whole
@@ -330,6 +331,17 @@ class LocalArtifactStore:
             for child in prefix.iterdir()
             if child.is_dir() and not child.name.startswith(".")
         )
+
+    def sweep(self) -> int:
+        if not self._tmp.is_dir():
+            return 0
+        left = list(self._tmp.iterdir())
+        for path in left:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return len(left)
 
     def _move_aside(self, path: Path) -> None:
         """Remove `path` by renaming it into `.tmp/` first, so it vanishes in one step."""

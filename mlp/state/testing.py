@@ -212,6 +212,20 @@ def check_artifacts(make_backend: BackendFactory) -> None:
     store.delete(key)  # deleting what is not there is not an error
 
 
+def check_sweep(make_backend: BackendFactory) -> None:
+    """Work in progress that was never committed is swept away; committed artifacts stay."""
+    store = make_backend().artifacts()
+    kept = artifact_key(make_record("model.kept", 1).fingerprint)
+    _commit(store, kept, "kept", previous=None)
+    dead = store.temp_dir(artifact_key(make_record("model.killed", 1).fingerprint))
+    (dead / "part-0.parquet").write_text("half written")
+    expect_equal(make_backend().artifacts().sweep(), 1, "work in progress swept")
+    expect_equal(dead.exists(), False, "the dead build's folder after a sweep")
+    expect_equal((store.keys(), _content(store, kept)), ([kept], "kept"), "committed artifacts after a sweep")
+    expect_equal(store.sweep(), 0, "a second sweep")
+    store.delete(kept)
+
+
 def _commit(store: ArtifactStore, key: str, content: str, previous: str | None) -> None:
     """Build `content` under `key`; until commit, readers see only `previous`."""
     tmp = store.temp_dir(key)
@@ -250,6 +264,7 @@ CHECKS: tuple[Check, ...] = (
     check_lock_unlock,
     check_locked_releases,
     check_artifacts,
+    check_sweep,
     check_logs,
 )
 

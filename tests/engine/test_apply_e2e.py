@@ -197,10 +197,14 @@ def test_sigkill_mid_apply_resumes_with_nothing_lost(tmp_path: Path) -> None:
     before = actions(app, variables=["epochs=3"])
     for addr in recorded:
         assert before[addr][0] is Action.NOOP, f"{addr} was recorded but is planned again"
+    work = app / ".mlp" / "artifacts" / ".tmp"
+    (work / "model_churn.dead").mkdir(parents=True, exist_ok=True)  # what a killed build leaves
+    (work / "model_churn.dead" / "part-0.parquet").write_bytes(b"half")
     res, _ = apply(app, variables=["epochs=3"])  # takes over the dead process's lock
     try:
         assert res.ok, res.failed
         assert not set(res.built) & recorded
+        assert list(work.iterdir()) == [], "work in progress of the killed apply was left behind"
         assert all(a is Action.NOOP for a, _ in actions(app, variables=["epochs=3"]).values())
     finally:
         api.destroy(app)
