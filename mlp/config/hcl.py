@@ -17,7 +17,7 @@ from typing import Any, Union
 
 from mlp.diagnostics import Diagnostics, SourcePos
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,15 @@ def _body(body: Any, file: str) -> tuple[dict[str, Attr], list[Block], list[tupl
     attrs: dict[str, Attr] = {}
     blocks: list[Block] = []
     problems: list[tuple[str, SourcePos]] = []
+    last_end = 0  # the line on which the previous argument or block ends
     for item in _trees(body):
+        if item.data in ("attribute", "block"):
+            line, col = _meta(item)
+            if line == last_end:  # python-hcl2 accepts `a = 1 b = 2`; HCL does not
+                what = f'"{_name(_trees(item)[0])}"'
+                problems.append((f"{what} starts on the line where the previous argument or "
+                                 "block ends: put each on a line of its own", SourcePos(file, line, col)))
+            last_end = getattr(item.meta, "end_line", line)
         if item.data == "attribute":
             name_node, value_node = _trees(item)[0], _trees(item)[-1]
             name = _name(name_node)

@@ -51,7 +51,8 @@ def parse_app(app_dir: Path, cache_dir: Path | None, diags: Diagnostics) -> list
                         "Check the brackets, quotes and `=` signs near this position.")
         for msg, pos in pf.problems:
             detail = ("Each attribute is set once in a block." if "set twice" in msg else
-                      "mlp accepts literals, lists, maps and references (KIND.NAME, var.NAME).")
+                      "HCL ends every argument and block with a newline." if "line of its own" in msg
+                      else "mlp accepts literals, lists, maps and references (KIND.NAME, var.NAME).")
             diags.error(msg[0].upper() + msg[1:], pos, detail)
         for attr in pf.top_attrs:
             diags.error(f'Unexpected attribute "{attr.name}" at the top level', attr.pos,

@@ -162,6 +162,10 @@ ROWS = {
     "attribute_set_twice": Row(
         BASE + 'raw_column "price" {\n  type = "FLOAT"\n  type = "INT"\n}\n',
         'The attribute "type" is set twice', f"app.hcl:{L + 3}:3"),
+    "two_attributes_on_one_line": Row(
+        BASE + 'raw_column "price" { type = "FLOAT" min = 0 }\n',
+        '"min" starts on the line where the previous argument or block ends: put each on a line of its own',
+        f"app.hcl:{L + 1}:37", detail="HCL ends every argument and block with a newline."),
     "error_in_another_file": Row(
         BASE, 'Unknown reference "raw_column.itmes"', "model.hcl:5:3", hint='Did you mean "raw_column.items"?'),
 }
