@@ -3,8 +3,10 @@
 The file is read with an explicit schema (every column a string for CSV and JSON, so a
 value that does not cast can be counted), never with schema inference. One aggregation
 job counts, per raw column, the values that do not cast, the nulls in required columns
-and the `min`, `max` and `values` violations. `missing` and `invalid` then decide whether
-those rows are dropped or the ingest fails with the counts and a few offending rows.
+and the `min`, `max` and `values` violations, and for JSON the lines that are not JSON
+objects (`malformed`, through Spark's corrupt-record column, so that they are not counted as
+nulls in every column). `missing` and `invalid` (which covers malformed lines) then decide
+whether those rows are dropped or the ingest fails with the counts and a few offending rows.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ KINDS = ("cast", "null", "min", "max", "values")
 INVALID_KINDS = ("cast", "min", "max", "values")
 SHOWN_ROWS = 5
 JSON_KEY_PROBE = 100  # JSON lines whose keys are read before a full scan is needed
+CORRUPT = "__corrupt"  # the text of a JSON line that is not a JSON object, else null
 _URL_SCHEMES = ("s3a://", "s3://", "s3n://", "gs://", "abfs://", "abfss://", "wasbs://",
                 "hdfs://", "file://")
 
@@ -47,6 +50,7 @@ class IngestResult:
     # Per column, (sum of xxhash64, count of non-nulls) over the kept rows, from the counting
     # job itself; None when a sample is taken (the digests are then of the sample).
     hashes: Mapping[str, tuple[int, int]] | None = None
+    malformed: int = 0  # JSON lines that are not JSON objects (never kept)
 
     def sample_rows(self, n: int = 3) -> list[dict[str, Any]]:
         return [row.asDict() for row in self.df.limit(n).collect()]
@@ -65,8 +69,9 @@ def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_di
     counts = _count(flagged, flag_names, hashed)
     violations = {c.name: {k: counts[f"v{i}_{k}"] for k in KINDS} for i, c in enumerate(columns)}
     failing = _failing(source, columns, violations)
-    if failing:
-        _raise(source, path, columns, staged, counts["rows"], violations, failing)
+    malformed = counts["malformed"]
+    if failing or (malformed and source.invalid != "drop"):
+        _raise(source, path, columns, staged, counts["rows"], violations, failing, malformed)
     df = staged if counts["kept"] == counts["rows"] else flagged.filter(_keep(flag_names))
     df = df.select(*[c.name for c in columns])
     n = source.sample if sample is None else sample
@@ -75,7 +80,7 @@ def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_di
         df, kept = _sample(df, n), min(n, kept)
     hashes = None if n > 0 or not hashed else \
         {c.name: (counts[f"h_{i}"], counts[f"n_{i}"]) for i, c in enumerate(columns)}
-    return IngestResult(df, counts["rows"], kept, violations, hashes)
+    return IngestResult(df, counts["rows"], kept, violations, hashes, malformed)
 
 
 def resolve_path(source: Source, app_dir: Path) -> str:
@@ -137,8 +142,8 @@ def _read_json(spark: SparkSession, source: Source, path: str,
     keys = _json_keys(spark, path, columns)
     _check_present(source, path, columns, keys)
     wanted = dict.fromkeys(c.column for c in columns)
-    schema = StructType([StructField(n, StringType()) for n in wanted])
-    return spark.read.schema(schema).json(path)
+    schema = StructType([StructField(n, StringType()) for n in [*wanted, CORRUPT]])
+    return spark.read.schema(schema).option("columnNameOfCorruptRecord", CORRUPT).json(path)
 
 
 def _json_keys(spark: SparkSession, path: str, columns: list[RawColumn]) -> list[str]:
@@ -201,11 +206,14 @@ def _stage(raw: DataFrame, columns: list[RawColumn]) -> DataFrame:
         r = raw[_q(c.column)]
         cols.append(r.alias(f"__raw{i}"))
         cols.append(_typed(r, types[c.column], c.type).cast(spark_type(c.type)).alias(c.name))
+    if CORRUPT in raw.columns:
+        cols.append(raw[CORRUPT])
     return raw.select(*cols)
 
 
-def _flags(i: int, c: RawColumn) -> dict[str, Column]:
-    """Per kind, the condition under which a row breaks raw column `c` (index `i`)."""
+def _flags(i: int, c: RawColumn, malformed: Column | None = None) -> dict[str, Column]:
+    """Per kind, the condition under which a row breaks raw column `c` (index `i`); a
+    malformed line (`malformed`) is counted as such, not as nulls."""
     from pyspark.sql import functions as F
 
     r, t = F.col(f"__raw{i}"), F.col(c.name)
@@ -213,7 +221,7 @@ def _flags(i: int, c: RawColumn) -> dict[str, Column]:
     false = F.lit(False)
     return {
         "cast": ~missing & t.isNull(),
-        "null": missing if c.required else false,
+        "null": (missing if malformed is None else missing & ~malformed) if c.required else false,
         "min": t < F.lit(c.min) if c.min is not None and c.type.numeric else false,
         "max": t > F.lit(c.max) if c.max is not None and c.type.numeric else false,
         "values": ~t.isin(list(c.values)) if c.values is not None else false,
@@ -241,10 +249,19 @@ def _flagged(staged: DataFrame, columns: list[RawColumn]) -> tuple[DataFrame, li
     Spark's analyzer takes minutes over hundreds of inlined conditions."""
     from pyspark.sql import functions as F
 
+    malformed = _malformed(staged)
     flags = {f"v{i}_{k}": F.coalesce(cond, F.lit(False))
-             for i, c in enumerate(columns) for k, cond in _flags(i, c).items()
+             for i, c in enumerate(columns) for k, cond in _flags(i, c, malformed).items()
              if not _is_false(cond)}
+    if malformed is not None:
+        flags["malformed"] = malformed
     return staged.select("*", *[cond.alias(name) for name, cond in flags.items()]), list(flags)
+
+
+def _malformed(staged: DataFrame) -> Column | None:
+    from pyspark.sql import functions as F
+
+    return F.col(CORRUPT).isNotNull() if CORRUPT in staged.columns else None
 
 
 def _is_false(cond: Column) -> bool:
@@ -297,32 +314,44 @@ def _describe(c: RawColumn, kind: str, n: int | None = None) -> str:
 
 
 def _raise(source: Source, path: str, columns: list[RawColumn], staged: DataFrame, rows: int,
-           violations: Mapping[str, Mapping[str, int]], failing: list[tuple[int, str]]) -> NoReturn:
+           violations: Mapping[str, Mapping[str, int]], failing: list[tuple[int, str]],
+           malformed: int = 0) -> NoReturn:
     from pyspark.sql import functions as F
 
-    flags = {(i, k): _flags(i, columns[i])[k] for i, k in failing}
-    bad = staged.filter(_any(list(flags.values()))).select(
-        *[F.col(f"__raw{i}") for i in range(len(columns))],
-        *[F.coalesce(f, F.lit(False)).alias(f"f{i}_{k}") for (i, k), f in flags.items()],
-    ).limit(SHOWN_ROWS).collect()
     lines = [f"{source.where('path')}: {rows} rows read from {path}"]
-    for c in columns:
-        parts = [_describe(c, k, violations[c.name][k]) for k in KINDS if violations[c.name][k]]
-        if parts:
-            lines.append(f'  raw_column "{c.name}" (column "{c.column}"): ' + ", ".join(parts))
-    lines.append(f"first {len(bad)} offending rows:")
-    for row in bad:
-        values = {columns[i].column: row[f"__raw{i}"] for i in range(len(columns))}
-        why = [f"{columns[i].name} {_describe(columns[i], k)}"
-               for i, k in failing if row[f"f{i}_{k}"]]
-        lines.append(f"  {json.dumps(values, default=str)}  <- {'; '.join(why)}")
     kinds = {k for _, k in failing}
-    raise DataError(f'source "{source.name}": rows break the raw column rules',
-                    "\n".join(lines), _hint(source, kinds))
+    if malformed and source.invalid != "drop":
+        kinds.add("malformed")
+        lines.append(f"  {malformed} lines are not JSON objects; the first of them:" if malformed > 1
+                     else "  1 line is not a JSON object:")
+        # (Spark refuses a query of the corrupt-record column alone: the others ride along)
+        shown = staged.filter(F.col(CORRUPT).isNotNull()).select("*").limit(SHOWN_ROWS).collect()
+        lines += [f"    {row[CORRUPT].rstrip()[:200]}" for row in shown]
+    if failing:
+        flags = {(i, k): _flags(i, columns[i], _malformed(staged))[k] for i, k in failing}
+        bad = staged.filter(_any(list(flags.values()))).select(
+            *[F.col(f"__raw{i}") for i in range(len(columns))],
+            *[F.coalesce(f, F.lit(False)).alias(f"f{i}_{k}") for (i, k), f in flags.items()],
+        ).limit(SHOWN_ROWS).collect()
+        for c in columns:
+            parts = [_describe(c, k, violations[c.name][k]) for k in KINDS if violations[c.name][k]]
+            if parts:
+                lines.append(f'  raw_column "{c.name}" (column "{c.column}"): ' + ", ".join(parts))
+        lines.append(f"first {len(bad)} offending rows:")
+        for row in bad:
+            values = {columns[i].column: row[f"__raw{i}"] for i in range(len(columns))}
+            why = [f"{columns[i].name} {_describe(columns[i], k)}"
+                   for i, k in failing if row[f"f{i}_{k}"]]
+            lines.append(f"  {json.dumps(values, default=str)}  <- {'; '.join(why)}")
+    summary = ("rows break the raw column rules" if failing else "lines are not JSON objects")
+    raise DataError(f'source "{source.name}": {summary}', "\n".join(lines), _hint(source, kinds))
 
 
 def _hint(source: Source, kinds: set[str]) -> str:
     hints = []
+    if "malformed" in kinds:
+        hints.append(f'set invalid = "drop" in source "{source.name}" to drop lines that are '
+                     "not JSON objects, or fix them in the file")
     if kinds & set(INVALID_KINDS):
         hints.append(f'set invalid = "drop" in source "{source.name}" to drop such rows, or fix '
                      "the data or the raw column's type, min, max or values")

@@ -102,7 +102,8 @@ class _Frame:
             digests = column_digests(self.spark.read.parquet(str(tmp / "table")), [c.name for c in raws])
         samples = [_jsonable(r) for r in res.sample_rows(3)]
         meta: dict[str, Any] = {"metrics": {"rows": res.rows_kept, "rows_read": res.rows_read,
-                            "violations": {k: dict(v) for k, v in res.violations.items()}},
+                            "violations": {k: dict(v) for k, v in res.violations.items()},
+                            **({"malformed": res.malformed} if res.malformed else {})},
                 "digest": value_digest(digests), "columns": digests, "samples": samples}
         write_meta(tmp, meta)
         ctx.store.commit(key, tmp)

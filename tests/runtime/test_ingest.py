@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from mlp.errors import DataError
-from runtime.ingest import ingest
+from runtime.ingest import KINDS, ingest
 
 PEOPLE = """id,age,score,city,member
 1,34,0.5,paris,true
@@ -129,6 +129,37 @@ def test_json_lines(spark, tmp_path, write_jsonl, make_source, make_raw):
                     tmp_path)
     assert sorted(result.df.collect()) == [(1, 2.5, "a", True), (7, 3.0, "5", False)]
     assert result.violations["n"]["cast"] == 1
+
+
+def _with_broken_line(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text('{"n": 1, "s": "a"}\n{"n": 2, "s": oops}\n\n{"n": 3, "s": "c"}\n')
+
+
+def test_json_lines_that_are_not_objects_are_malformed_not_nulls(spark, tmp_path, make_source,
+                                                                 make_raw):
+    _with_broken_line(tmp_path)
+    cols = [make_raw("n", "INT"), make_raw("s")]
+    result = ingest(spark, make_source(format="json", path="d.json", invalid="drop",
+                                       missing="fail"), cols, tmp_path)
+    assert sorted(result.df.collect()) == [(1, "a"), (3, "c")]
+    assert (result.rows_read, result.rows_kept, result.malformed) == (3, 2, 1)
+    assert result.violations == {"n": dict.fromkeys(KINDS, 0), "s": dict.fromkeys(KINDS, 0)}
+
+
+def test_json_lines_that_are_not_objects_fail_unless_dropped(spark, tmp_path, make_source,
+                                                             make_raw):
+    _with_broken_line(tmp_path)
+    with pytest.raises(DataError) as e:
+        ingest(spark, make_source(format="json", path="d.json"), [make_raw("n", "INT")],
+               tmp_path)
+    assert e.value.summary == 'source "data": lines are not JSON objects'
+    assert e.value.detail == "\n".join([
+        f"app.hcl:3: 3 rows read from {tmp_path}/d.json",
+        "  1 line is not a JSON object:",
+        '    {"n": 2, "s": oops}'])
+    assert e.value.hint == ('set invalid = "drop" in source "data" to drop lines that are not '
+                            "JSON objects, or fix them in the file")
 
 
 def test_json_key_found_beyond_the_first_lines(spark, tmp_path, write_jsonl, make_source,
