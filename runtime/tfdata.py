@@ -4,6 +4,10 @@ The trainer never loads a data set whole. A `Reader` walks the Parquet row group
 pyarrow and turns each record batch into numpy arrays; `make_dataset` wraps that walk in
 a `tf.data` pipeline that re-batches to the training batch size.
 
+A share of up to `SMALL_ROWS` rows (after balancing) is read once and trained on from memory
+(`in_memory`, `memory_dataset`): for small data the per-epoch cost of re-reading Parquet
+through a Python generator outweighs the epoch itself.
+
 The train/eval split is a pure function of the row's position and the seed: row `i`
 trains when `uniform(seed, i) < split`, where `uniform` is a splitmix64 hash. So the split
 is deterministic for a seed, needs no pass over the data, and a row keeps its side when
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 
 CHUNK_ROWS = 65_536  # rows per record batch read from Parquet
 SHUFFLE_ROWS = 262_144  # rows mixed together by the training shuffle
+SMALL_ROWS = 100_000  # a share of at most this many rows is read once and held in memory
 VOCABULARY_MAX = 10_000  # most frequent values of a STRING feature kept; the rest are unseen
 
 Arrays = dict[str, np.ndarray]
@@ -435,3 +440,32 @@ def make_dataset(blocks: Callable[[], Iterator[tuple[Arrays, np.ndarray]]],
     sig = (x_sig, tf.TensorSpec((None,), target_dtype))
     ds = tf.data.Dataset.from_generator(blocks, output_signature=sig)
     return ds.rebatch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def in_memory(blocks: Iterator[tuple[Arrays, np.ndarray]], limit: int = SMALL_ROWS
+              ) -> tuple[Arrays, np.ndarray] | None:
+    """The blocks as one pair of arrays, or None once they hold more than `limit` rows
+    (or none at all): a small share is read from Parquet once, not once per epoch."""
+    xs: list[Arrays] = []
+    ys: list[np.ndarray] = []
+    rows = 0
+    for x, y in blocks:
+        rows += len(y)
+        if rows > limit:
+            return None
+        xs.append(x)
+        ys.append(y)
+    if not rows:
+        return None
+    return {k: np.concatenate([x[k] for x in xs]) for k in xs[0]}, np.concatenate(ys)
+
+
+def memory_dataset(x: Arrays, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+                   ) -> tf.data.Dataset:
+    """A tf.data pipeline over arrays in memory, reshuffled every epoch when seeded."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -269,9 +269,17 @@ def _datasets(spec: TrainSpec, reader: tfdata.Reader) -> tuple[Any, Any]:
     def train_blocks() -> Iterator[tuple[tfdata.Arrays, np.ndarray]]:
         return reader.blocks(True, shuffle_seed=t.seed * 100_003 + next(epoch))
 
-    train = tfdata.make_dataset(train_blocks, reader.features, target_dtype, t.batch_size)
-    evals = tfdata.make_dataset(lambda: reader.blocks(False), reader.features, target_dtype,
-                                max(t.batch_size, 1024))
+    small = tfdata.in_memory(reader.blocks(True))
+    if small is not None:
+        train = tfdata.memory_dataset(*small, t.batch_size, shuffle_seed=t.seed)
+    else:
+        train = tfdata.make_dataset(train_blocks, reader.features, target_dtype, t.batch_size)
+    small = tfdata.in_memory(reader.blocks(False))
+    if small is not None:
+        evals = tfdata.memory_dataset(*small, max(t.batch_size, 1024))
+    else:
+        evals = tfdata.make_dataset(lambda: reader.blocks(False), reader.features, target_dtype,
+                                    max(t.batch_size, 1024))
     return train, evals
 
 
