@@ -4,6 +4,10 @@ A server is started in its own session (setsid) and is not the caller's child, s
 outlives the `mlp` command that started it and a Ctrl-C in the terminal does not reach
 it; its output goes to a log file. State keeps the `ServerHandle` (pid, port, url) so that a later command can
 reload a new model into it or stop it.
+
+`POST /admin/reload` of a server started with a `token` (in its environment, never on its
+command line, where other users could read it) answers only requests that carry
+`Authorization: Bearer <token>`: another local user or process cannot swap the model.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from mlp.errors import ApplyError
 START_TIMEOUT = 120.0  # seconds until /healthz must answer 200 (TensorFlow import and load)
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL_LINES = 30
+TOKEN_ENV = "MLP_ADMIN_TOKEN"  # the server's /admin/reload token (runtime.serve reads it)
 _ROOT = Path(__file__).resolve().parents[1]  # the folder holding the runtime package
 
 
@@ -42,8 +47,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def start(bundle_dir: str | Path, port: int | None, log_file: str | Path,
-          host: str = "127.0.0.1", timeout: float = START_TIMEOUT) -> ServerHandle:
-    """Start an API process serving `bundle_dir` and wait until it is healthy."""
+          host: str = "127.0.0.1", timeout: float = START_TIMEOUT, token: str | None = None
+          ) -> ServerHandle:
+    """Start an API process serving `bundle_dir` and wait until it is healthy; `token`
+    guards its /admin/reload."""
     port = port or free_port(host)
     if _listening(host, port):
         raise ApplyError(f"cannot start the API on port {port}: the port is in use",
@@ -51,7 +58,7 @@ def start(bundle_dir: str | Path, port: int | None, log_file: str | Path,
     log_path = Path(log_file)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid = _spawn(log_path, ["-m", "runtime.serve", "--bundle", str(Path(bundle_dir).resolve()),
-                            "--host", host, "--port", str(port)])
+                            "--host", host, "--port", str(port)], token)
     handle = ServerHandle(pid, port, f"http://{host}:{port}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,21 +89,27 @@ print(pid)
 """
 
 
-def _spawn(log_path: Path, args: list[str]) -> int:
+def _spawn(log_path: Path, args: list[str], token: str | None = None) -> int:
     env = dict(os.environ)
+    env.pop(TOKEN_ENV, None)
+    if token:
+        env[TOKEN_ENV] = token
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
     out = subprocess.run([sys.executable, "-c", _LAUNCHER, str(log_path), *args], env=env,
                          cwd=str(_ROOT), capture_output=True, text=True, check=True)
     return int(out.stdout.strip())
 
 
-def reload(server: ServerHandle | str, bundle_dir: str | Path, timeout: float = START_TIMEOUT
-           ) -> str:
+def reload(server: ServerHandle | str, bundle_dir: str | Path, timeout: float = START_TIMEOUT,
+           token: str | None = None) -> str:
     """Swap the bundle of a running server; returns the new fingerprint."""
     url = server.url if isinstance(server, ServerHandle) else server
     body = json.dumps({"bundle": str(Path(bundle_dir).resolve())}).encode()
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     req = urllib.request.Request(f"{url}/admin/reload", data=body, method="POST",
-                                 headers={"content-type": "application/json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return str(json.loads(resp.read())["fingerprint"])

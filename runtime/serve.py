@@ -3,7 +3,8 @@
 Runs `runtime.server.create_app` under uvicorn (one worker: the model and TensorFlow's
 thread pools are per process; `--tf-threads` sizes those pools). SIGTERM stops it
 gracefully. `--no-admin` leaves out
-POST /admin/reload, for deployments that swap models by rolling out new pods.
+POST /admin/reload, for deployments that swap models by rolling out new pods; with
+`MLP_ADMIN_TOKEN` set in its environment, the endpoint wants `Authorization: Bearer <token>`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from runtime.server import create_app
 
-    app = create_app(args.bundle, admin=not args.no_admin)
+    # the token arrives in the environment, not on the command line that `ps` shows
+    token = os.environ.pop("MLP_ADMIN_TOKEN", None) or None
+    app = create_app(args.bundle, admin=not args.no_admin, admin_token=token)
     print(f"mlp: serving {args.bundle} on http://{args.host}:{args.port}", file=sys.stderr,
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,

@@ -24,6 +24,7 @@ ones in flight finish on the old model, the next ones get the new fingerprint.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -181,8 +182,10 @@ def _body_error(field: str | None, message: str) -> Response:
     return _json({"detail": [error(None, field, message)]}, 422)
 
 
-def create_app(bundle_dir: str | Path | None, admin: bool = True) -> FastAPI:
-    """The API serving the bundle in `bundle_dir` (None: 503 until /admin/reload)."""
+def create_app(bundle_dir: str | Path | None, admin: bool = True,
+               admin_token: str | None = None) -> FastAPI:
+    """The API serving the bundle in `bundle_dir` (None: 503 until /admin/reload); with
+    `admin_token`, /admin/reload answers only `Authorization: Bearer <admin_token>`."""
     state = _State()
     if bundle_dir is not None:
         state.predictor = Predictor.load(bundle_dir)
@@ -229,6 +232,11 @@ def create_app(bundle_dir: str | Path | None, admin: bool = True) -> FastAPI:
     if admin:
         @app.post("/admin/reload", summary="Load another bundle, then swap it in")
         async def reload(request: Request) -> Response:
+            if admin_token is not None and not hmac.compare_digest(
+                    request.headers.get("authorization", "").encode(),
+                    f"Bearer {admin_token}".encode()):
+                return _json({"detail": "send the admin token: Authorization: Bearer <token>"},
+                             401)
             try:
                 path = json.loads(await request.body())["bundle"]
             except (ValueError, KeyError, TypeError):

@@ -1,12 +1,15 @@
 """The api unit on the local provider: a background uvicorn process per api.
 
 The process outlives the command; its pid, port and url are kept in the state's outputs.
-A new model is swapped into the running server (no failed request); a `replicas` or
-`port` change updates in place; `mlp destroy` stops the process and frees the port.
+A new model is swapped into the running server (no failed request) through its
+/admin/reload, which answers only the token this module gave it; a `replicas` or `port`
+change updates in place; `mlp destroy` stops the process and frees the port.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -45,12 +48,12 @@ def run_api_unit(ctx: RunContext, unit: Unit) -> None:
         running = False
     if running and endpoint:
         if endpoint.get("model_fingerprint") != model_rec.fingerprint:
-            localserve.reload(endpoint["url"], str(bundle))
+            localserve.reload(endpoint["url"], str(bundle), token=_read_token(log))
             ctx.log(addr, f"swapped in model {model_rec.fingerprint[:12]} at {endpoint['url']}")
         handle_pid, port, url = endpoint["pid"], endpoint["port"], endpoint["url"]
     else:
         port_pref = wanted_port or (endpoint or {}).get("port")
-        handle = localserve.start(str(bundle), port_pref, log)
+        handle = localserve.start(str(bundle), port_pref, log, token=_new_token(log))
         handle_pid, port, url = handle.pid, handle.port, handle.url
         ctx.log(addr, f"serving {cfg.model} at {url} (pid {handle_pid})")
     value = {"url": url, "port": port, "pid": handle_pid, "model": str(cfg.model),
@@ -71,5 +74,31 @@ def stop_api(backend: Backend, address: str) -> bool:
     if localserve.is_running(endpoint["pid"], endpoint["port"]):
         localserve.stop(endpoint["pid"])
         stopped = True
+    _token_file(backend.logs().path(address)).unlink(missing_ok=True)
     backend.set_output(address, None)
     return stopped
+
+
+# The token of a server's /admin/reload: made when the server starts, handed to it in its
+# environment, and kept for later applies in a file only the user can read, beside the
+# api's log (not in the state, which `mlp show --json` prints).
+
+def _token_file(log: Path) -> Path:
+    return log.with_name(log.name.removesuffix(".log") + ".admin-token")
+
+
+def _new_token(log: Path) -> str:
+    token = secrets.token_urlsafe(32)
+    path = _token_file(log)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token
+
+
+def _read_token(log: Path) -> str | None:
+    try:
+        return _token_file(log).read_text().strip() or None
+    except FileNotFoundError:
+        return None  # a server started without one accepts reloads without one

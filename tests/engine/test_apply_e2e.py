@@ -122,8 +122,11 @@ def test_iris_life_cycle(iris: Path) -> None:
 
     # Destroy stops the server and frees its port.
     port = api.show(iris).outputs["api.iris"]["port"]
+    token = iris / ".mlp" / "logs" / "api.iris.admin-token"
+    assert token.exists()
     destroyed = api.destroy(iris)
     assert "api.iris" in destroyed.apis_stopped
+    assert not token.exists()  # the server's reload token goes with it
     import socket
 
     with socket.socket() as s:

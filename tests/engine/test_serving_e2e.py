@@ -110,6 +110,11 @@ def test_reapply_swaps_the_model_without_a_failed_request(iris: Path) -> None:
     after = api.show(iris).outputs["api.iris"]
     assert after["pid"] == pid  # swapped inside the running server
     assert after["model_fingerprint"] in seen
+    # the swap went through the token only this user can read; nobody else can swap
+    token = iris / ".mlp" / "logs" / "api.iris.admin-token"
+    assert token.stat().st_mode & 0o777 == 0o600
+    assert token.read_text() not in json.dumps(api.show(iris).outputs)
+    assert httpx.post(f"{url}/admin/reload", json={"bundle": str(iris)}).status_code == 401
 
 
 def test_replicas_change_updates_in_place(iris: Path) -> None:

@@ -51,6 +51,25 @@ def test_start_reload_stop(tmp_path: Path) -> None:
     localserve.stop(handle.pid)  # stopping a stopped server is a no-op
 
 
+def test_a_token_guards_the_reload(tmp_path: Path) -> None:
+    doc = json.loads((iris_bundle() / "bundle.json").read_text())
+    second = write_bundle(tmp_path / "second", {**doc, "fingerprint": "iris-2"},
+                          iris_bundle() / "saved_model")
+    handle = localserve.start(iris_bundle(), None, tmp_path / "api.log", token="s3cret-token")
+    try:
+        cmdline = Path(f"/proc/{handle.pid}/cmdline").read_bytes()
+        assert b"s3cret-token" not in cmdline  # not for `ps` to show
+        for wrong in (None, "guess"):
+            with pytest.raises(ApplyError) as err:
+                localserve.reload(handle, second, token=wrong)
+            assert err.value.summary == f"the API at {handle.url} refused the new model"
+            assert "admin token" in err.value.detail
+        assert httpx.get(f"{handle.url}/healthz").json()["fingerprint"] == "iris-1"
+        assert localserve.reload(handle, second, token="s3cret-token") == "iris-2"
+    finally:
+        localserve.stop(handle.pid)
+
+
 def test_a_server_that_cannot_start_shows_its_log(tmp_path: Path) -> None:
     with pytest.raises(ApplyError) as err:
         localserve.start(tmp_path / "nothing-here", None, tmp_path / "api.log", timeout=120)
