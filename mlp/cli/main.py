@@ -220,8 +220,10 @@ def destroy(auto_approve: bool = typer.Option(False, "--auto-approve", help="Des
         if not res.blocks:
             out.line("Nothing to destroy: the state is empty.")
             return
-        out.line(f"Destroy complete: {len(res.blocks)} blocks removed, {res.artifacts} artifacts deleted"
-                 + (f", {len(res.apis_stopped)} APIs stopped." if res.apis_stopped else "."), "green")
+        apis = len(res.apis_stopped)
+        out.line(f"Destroy complete: {_count(len(res.blocks), 'block')} removed, "
+                 f"{_count(res.artifacts, 'artifact')} deleted"
+                 + (f", {apis} API{'s' if apis != 1 else ''} stopped." if apis else "."), "green")
 
 
 @app.command()
@@ -320,3 +322,7 @@ def main() -> NoReturn:
     except SystemExit as e:
         raise SystemExit(e.code) from None
     sys.exit(0)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"

@@ -252,6 +252,15 @@ def test_graph_svg(app: Path, tmp_path: Path) -> None:
 # -- state and apply refusing ------------------------------------------------------------------
 
 
+def test_destroy_counts_what_it_removed(applied_app: Path) -> None:
+    blocks = len(backend(applied_app).read_state().blocks)
+    out = ok(run_mlp("-C", applied_app, "destroy", "--auto-approve")).stdout
+    assert out.strip().endswith(f"Destroy complete: {blocks} blocks removed, 0 artifacts deleted.")
+    assert backend(applied_app).read_state().blocks == {}
+    again = ok(run_mlp("-C", applied_app, "destroy", "--auto-approve")).stdout
+    assert "Nothing to destroy: the state is empty." in again
+
+
 def test_state_unlock_when_not_locked(applied_app: Path) -> None:
     refused(run_mlp("-C", applied_app, "state", "unlock", "WRONGID"), "The state is not locked")
 
