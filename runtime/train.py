@@ -128,7 +128,8 @@ def run(spec: TrainSpec, emit: Emit) -> dict[str, Any]:
     for w in warnings:
         emit({"event": "warning", **w.to_json()})
     model = _model(spec, reader, profile)
-    history = _fit(spec, model, reader, emit)
+    train_rows = sum(counts["train"].values()) if counts else profile.train_rows  # balanced
+    history = _fit(spec, model, reader, (train_rows, profile.eval_rows), emit)
     call = _predict_function(model, reader.features)
     metrics = evaluate(model, reader, train=False, call=call)
     train_metrics = evaluate(model, reader, train=True, call=call)
@@ -145,8 +146,7 @@ def run(spec: TrainSpec, emit: Emit) -> dict[str, Any]:
         "type": "classification" if spec.classification else "regression",
         "metrics": metrics, "train_metrics": train_metrics, "history": history,
         "labels": labels, "warnings": [w.to_json() for w in warnings + late],
-        "rows": {"train": sum(counts["train"].values()) if counts else profile.train_rows,
-                 "eval": profile.eval_rows},
+        "rows": {"train": train_rows, "eval": profile.eval_rows},
         "class_counts": counts or None,
     })
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -261,7 +261,10 @@ def _model(spec: TrainSpec, reader: tfdata.Reader, profile: tfdata.Profile) -> A
         raise TrainError(f"{spec.model}: {e}") from e
 
 
-def _datasets(spec: TrainSpec, reader: tfdata.Reader) -> tuple[Any, Any]:
+def _datasets(spec: TrainSpec, reader: tfdata.Reader, rows: tuple[int, int]
+              ) -> tuple[Any, Any]:
+    """The training and evaluation datasets; `rows` are the shares' sizes (the training one
+    balanced): a small share is read once and held in memory, a larger one streamed."""
     t = spec.training
     epoch = iter(range(1, 1 << 62))
     target_dtype = "int64" if spec.classification else "float32"
@@ -269,22 +272,19 @@ def _datasets(spec: TrainSpec, reader: tfdata.Reader) -> tuple[Any, Any]:
     def train_blocks() -> Iterator[tuple[tfdata.Arrays, np.ndarray]]:
         return reader.blocks(True, shuffle_seed=t.seed * 100_003 + next(epoch))
 
-    small = tfdata.in_memory(reader.blocks(True))
-    if small is not None:
-        train = tfdata.memory_dataset(*small, t.batch_size, shuffle_seed=t.seed)
-    else:
-        train = tfdata.make_dataset(train_blocks, reader.features, target_dtype, t.batch_size)
-    small = tfdata.in_memory(reader.blocks(False))
-    if small is not None:
-        evals = tfdata.memory_dataset(*small, max(t.batch_size, 1024))
-    else:
-        evals = tfdata.make_dataset(lambda: reader.blocks(False), reader.features, target_dtype,
-                                    max(t.batch_size, 1024))
-    return train, evals
+    def dataset(train: bool, blocks: Callable[[], Iterator[tuple[tfdata.Arrays, np.ndarray]]],
+                n: int, batch: int, seed: int | None) -> Any:
+        small = tfdata.in_memory(reader.blocks(train)) if n <= tfdata.SMALL_ROWS else None
+        if small is not None:
+            return tfdata.memory_dataset(*small, batch, shuffle_seed=seed)
+        return tfdata.make_dataset(blocks, reader.features, target_dtype, batch)
+
+    return (dataset(True, train_blocks, rows[0], t.batch_size, t.seed),
+            dataset(False, lambda: reader.blocks(False), rows[1], max(t.batch_size, 1024), None))
 
 
-def _fit(spec: TrainSpec, model: Any, reader: tfdata.Reader, emit: Emit
-         ) -> list[dict[str, float]]:
+def _fit(spec: TrainSpec, model: Any, reader: tfdata.Reader, rows: tuple[int, int],
+         emit: Emit) -> list[dict[str, float]]:
     import keras
 
     t = spec.training
@@ -305,7 +305,7 @@ def _fit(spec: TrainSpec, model: Any, reader: tfdata.Reader, emit: Emit
     if t.early_stopping > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=t.early_stopping, restore_best_weights=True))
-    train, evals = _datasets(spec, reader)
+    train, evals = _datasets(spec, reader, rows)
     with warnings.catch_warnings():  # Keras warns at the end of every unsized dataset
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
         model.fit(train, validation_data=evals, epochs=t.epochs, callbacks=callbacks,

@@ -51,6 +51,12 @@ class TransformJob:
     custom_path: Path | None = None
     output_type: ColumnType = ColumnType.FLOAT
 
+    def resolved_args(self) -> dict[str, Any]:
+        """`args` over the built-in's catalogue defaults (custom code gets `args` as given)."""
+        spec = TRANSFORMERS.get(self.transformer) if self.custom_path is None else None
+        defaults = {a.name: a.default for a in spec.args if a.default is not None} if spec else {}
+        return {**defaults, **self.args}
+
 
 def apply_transforms(df: DataFrame, jobs: list[TransformJob],
                      agg_values: Mapping[str, Any]) -> DataFrame:
@@ -112,12 +118,8 @@ def column_for(df: DataFrame, job: TransformJob, agg_values: Mapping[str, Any]) 
     if job.transformer not in SPARK_BUILTINS:
         raise ValueError(f'transformed column "{job.name}": no built-in "{job.transformer}"')
     inputs = resolve_inputs(job, agg_values)
-    out = SPARK_BUILTINS[job.transformer](inputs, {**_defaults(job), **job.args}, job.output_type)
+    out = SPARK_BUILTINS[job.transformer](inputs, job.resolved_args(), job.output_type)
     return out.cast(spark_type(job.output_type))
-
-
-def _defaults(job: TransformJob) -> dict[str, Any]:
-    return {a.name: a.default for a in TRANSFORMERS[job.transformer].args if a.default is not None}
 
 
 # --- built-ins as Spark expressions -----------------------------------------------------

@@ -101,11 +101,6 @@ class Validator:
         return {n: matrix[:, j] for j, n in enumerate(names)}
 
 
-def validate(columns: tuple[RawColumn, ...], instances: list[Any]) -> Columns:
-    """`Validator(columns)(instances)`."""
-    return Validator(columns)(instances)
-
-
 def _column(col: RawColumn, values: list[Any], instances: list[dict[str, Any]],
             errors: list[dict[str, Any]]) -> Any:
     allowed = _PYTYPES[col.type]

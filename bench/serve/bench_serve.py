@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench import results as bench_results  # noqa: E402
 from runtime import localserve  # noqa: E402
 from runtime.bundle import write_bundle  # noqa: E402
 
@@ -205,9 +205,7 @@ def main() -> None:
         for handle in servers.values():
             localserve.stop(handle.pid)
         shutil.rmtree(tmp, ignore_errors=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"results": results, "cpus": os.cpu_count(),
-                                          "load": os.getloadavg()}, indent=2))
+    bench_results.write(args.out, results)
     print(table(results))
 
 

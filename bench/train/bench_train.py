@@ -17,7 +17,6 @@ batch 256).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench import results as bench_results  # noqa: E402
 from mlp.coltypes import ColumnType  # noqa: E402
 from runtime import estimators, tfdata  # noqa: E402
 from runtime.train import TrainSpec, run  # noqa: E402
@@ -126,9 +126,7 @@ def main() -> None:
                         [32, 16], 256, args.epochs, 1, tmp)]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"results": results, "cpus": os.cpu_count(),
-                                          "load": os.getloadavg()}, indent=2))
+    bench_results.write(args.out, results)
     print("| data | epochs | batch | mlp (s) | Keras fit (s) | mlp / Keras | accuracy mlp | "
           "accuracy Keras |\n|---|---|---|---|---|---|---|---|")
     for r in results:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from mlp.builtins.catalogue import TRANSFORMERS
 from mlp.coltypes import ColumnType
 
 if TYPE_CHECKING:
@@ -187,12 +186,6 @@ def _inputs(frame: pd.DataFrame, job: TransformJob, agg_values: Mapping[str, Any
             for slot, ref in job.inputs.items()}
 
 
-def _args(job: TransformJob) -> dict[str, Any]:
-    spec = TRANSFORMERS.get(job.transformer)
-    defaults = {a.name: a.default for a in spec.args if a.default is not None} if spec else {}
-    return {**defaults, **job.args}
-
-
 def _custom(path: Path) -> Transform:
     from runtime.customcode import get_function
 
@@ -205,7 +198,7 @@ def apply_chain(frame: pd.DataFrame, jobs: list[TransformJob],
     out = frame.copy()
     for job in jobs:
         fn = _custom(job.custom_path) if job.custom_path is not None else TRANSFORMS[job.transformer]
-        result = pd.Series(fn(_inputs(out, job, agg_values), _args(job)))
+        result = pd.Series(fn(_inputs(out, job, agg_values), job.resolved_args()))
         result.index = out.index
         out[job.name] = as_type(result, job.output_type)
     return out
@@ -289,12 +282,16 @@ def _slow(job: TransformJob, aggs: Mapping[str, Any], args: dict[str, Any]) -> S
     return step
 
 
+def _step(job: TransformJob, aggs: Mapping[str, Any]) -> Step:
+    args = job.resolved_args()
+    return _fast(job, aggs, args) or _slow(job, aggs, args)
+
+
 def compile_columns(jobs: list[TransformJob], agg_values: Mapping[str, Any]
                     ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """`apply_columns` for these jobs with their arguments, aggregate values and
     functions resolved once, for the API, which runs the same jobs on every request."""
-    steps = [(job.name, _fast(job, agg_values, args) or _slow(job, agg_values, args))
-             for job in jobs for args in (_args(job),)]
+    steps = [(job.name, _step(job, agg_values)) for job in jobs]
 
     def run(columns: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(columns)
