@@ -16,6 +16,7 @@ from mlp.graph.analysis import Analysis, Checked, analyse, check
 from mlp.plan.model import Plan
 from mlp.plan.planner import PlanOptions, extras_digests, make_plan
 from mlp.state.backend import Backend, artifact_key
+from mlp.state.model import State
 
 if TYPE_CHECKING:
     from mlp.engine.apply import ApplyResult
@@ -72,7 +73,8 @@ def backend_for(analysis: Analysis | Checked) -> Backend:
 
 
 def plan(app_dir: Path, *, variables: Sequence[str] | Mapping[str, str] | None = None,
-         targets: Sequence[str] = (), replace: Sequence[str] = (), sample: int | None = None) -> Planned:
+         targets: Sequence[str] = (), replace: Sequence[str] = (), sample: int | None = None,
+         refresh: bool = True) -> Planned:
     if sample is not None and sample < 0:
         raise UsageError("--sample must be 0 or more", f"It is {sample}.", "0 means all rows; N a sample of N rows.")
     var_map = _vars(variables)
@@ -80,15 +82,19 @@ def plan(app_dir: Path, *, variables: Sequence[str] | Mapping[str, str] | None =
     if analysis is None:
         raise DiagnosticsError(diags)
     backend = backend_for(analysis)
-    the_plan = _make_plan(analysis, backend, backend.read_state(), var_map, targets, replace, sample)
+    the_plan = _make_plan(analysis, backend, backend.read_state(), var_map, targets, replace, sample, refresh)
     return Planned(the_plan, analysis, diags)
 
 
-def _make_plan(analysis: Analysis, backend: Backend, state: Any, var_map: Mapping[str, str],
-               targets: Sequence[str], replace: Sequence[str], sample: int | None) -> Plan:
-    """The plan of an analysed app against `state`, reusing what the artifact store holds."""
+def _make_plan(analysis: Analysis, backend: Backend, state: State, var_map: Mapping[str, str],
+               targets: Sequence[str], replace: Sequence[str], sample: int | None, refresh: bool) -> Plan:
+    """The plan of an analysed app against `state`, reusing what the artifact store holds;
+    with `refresh`, the provider first says what is really there (as Terraform refreshes)."""
+    from mlp.providers import provider_for
+
     store = backend.artifacts()
-    opts = PlanOptions(tuple(targets), tuple(replace), tuple(sorted(var_map.items())), sample)
+    seen = provider_for(analysis.app.provider.kind).refresh(state, store) if refresh else None
+    opts = PlanOptions(tuple(targets), tuple(replace), tuple(sorted(var_map.items())), sample, seen)
     return make_plan(analysis, state, lambda fp: store.has(artifact_key(fp)), opts)
 
 
@@ -176,7 +182,7 @@ def _parallelism(analysis: Analysis, parallelism: int | None) -> int:
 def apply(app_dir: Path, *, plan_file: Path | None = None,
           variables: Sequence[str] | Mapping[str, str] | None = None, targets: Sequence[str] = (),
           replace: Sequence[str] = (), sample: int | None = None, parallelism: int | None = None,
-          hooks: Any = None, confirm: Callable[[Plan], bool] | None = None) -> ApplyResult:
+          hooks: Any = None, confirm: Callable[[Plan], bool] | None = None, refresh: bool = True) -> ApplyResult:
     """Plan (or load a saved plan), confirm, and apply under the state lock."""
     from mlp.engine.apply import apply_plan
     from mlp.engine.events import NullHooks
@@ -200,7 +206,7 @@ def apply(app_dir: Path, *, plan_file: Path | None = None,
             _check_saved(saved, analysis, state.lineage, state.serial)
             the_plan = saved
         else:
-            the_plan = _make_plan(analysis, backend, state, var_map, targets, replace, sample)
+            the_plan = _make_plan(analysis, backend, state, var_map, targets, replace, sample, refresh)
             if confirm is not None and the_plan.has_changes and not confirm(the_plan):
                 raise UsageError("Apply cancelled", "Nothing was changed.")
         return apply_plan(analysis, the_plan, backend, hooks, _parallelism(analysis, parallelism))
@@ -229,40 +235,70 @@ class Destroyed:
     blocks: tuple[str, ...]
     artifacts: int
     apis_stopped: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
 
-def destroy_preview(app_dir: Path) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class _StateHome:
+    """Where destroy finds the state, even when the app's files no longer validate."""
+
+    backend: Backend
+    warning: str = ""
+
+
+def _state_home(app_dir: Path) -> _StateHome:
     checked, diags = check(app_dir)
-    if checked is None:
-        raise DiagnosticsError(diags)
-    return tuple(sorted(backend_for(checked).read_state().blocks))
+    if checked is not None:
+        return _StateHome(backend_for(checked))
+    from mlp.config.loader import parse_app
+    from mlp.diagnostics import Diagnostics, format_diagnostic
+
+    blocks = [b for pf in parse_app(app_dir, None, Diagnostics()) for b in pf.blocks if b.kind == "backend"]
+    kind, settings = "local", {"path": ".mlp"}
+    if blocks and blocks[0].labels:
+        path = blocks[0].attrs.get("path")
+        kind = blocks[0].labels[0]
+        settings = {"path": path.value if path is not None and isinstance(path.value, str) else ".mlp"}
+    errors = diags.errors()
+    first = format_diagnostic(errors[0]).splitlines()[:2] if errors else []
+    warning = (f"The app's files do not validate ({len(errors)} error{'s' if len(errors) != 1 else ''}); "
+               f"destroying what the state in the {kind} backend records. " + " ".join(ln.strip() for ln in first))
+    return _StateHome(open_backend(app_dir, kind, settings), warning)
+
+
+def destroy_preview(app_dir: Path) -> tuple[tuple[str, ...], str]:
+    """The addresses destroy would remove, and the warning it would give."""
+    home = _state_home(app_dir)
+    return tuple(sorted(home.backend.read_state().blocks)), home.warning
 
 
 def destroy(app_dir: Path, confirm: Callable[[tuple[str, ...]], bool] | None = None) -> Destroyed:
-    """Stop the app's APIs, empty its state, and delete the artifacts no state refers to."""
+    """Stop the app's APIs, empty its state, and delete the artifacts no state refers to.
+
+    Works from the state alone: an app whose files no longer validate is still torn down,
+    with a warning that says so."""
     from mlp.engine.serving import stop_api
     from mlp.state.backend import locked
 
-    checked, diags = check(app_dir)
-    if checked is None:
-        raise DiagnosticsError(diags)
-    backend = backend_for(checked)
+    home = _state_home(app_dir)
+    backend = home.backend
     with locked(backend, "mlp destroy"):
         state = backend.read_state()
         blocks = tuple(sorted(state.blocks))
         if confirm is not None and blocks and not confirm(blocks):
             raise UsageError("Destroy cancelled", "Nothing was changed.")
-        stopped = tuple(a for a in blocks if a.startswith("api.") and stop_api(backend, a))
+        apis = sorted({a for a in blocks if a.startswith("api.")} | {k for k in state.outputs if k.startswith("api.")})
+        stopped = tuple(a for a in apis if stop_api(backend, a, state.provider or "local"))
         for a in blocks:
             backend.remove_block(a)
-        for key in list(state.outputs):
+        for key in list(backend.read_state().outputs):
             backend.set_output(key, None)
         store = backend.artifacts()
         keys = store.keys()
         for k in keys:  # the local store belongs to this app's state alone
             store.delete(k)
         backend.write_state(backend.read_state())
-    return Destroyed(blocks, len(keys), stopped)
+    return Destroyed(blocks, len(keys), stopped, (home.warning,) if home.warning else ())
 
 
 def logs(app_dir: Path, address: str) -> Path:
@@ -312,7 +348,7 @@ def predict(app_dir: Path, api_name: str, text: str) -> tuple[int, Any]:
         resp = httpx.post(f"{endpoint['url']}/predict", json=payload, timeout=30)
     except httpx.HTTPError as e:
         raise UsageError(f"{address} does not answer at {endpoint['url']}", str(e),
-                         "Run `mlp apply` to start it again.") from None
+                         "`mlp plan` shows it as not_running; `mlp apply` starts it again.") from None
     try:
         return resp.status_code, resp.json()
     except ValueError:

@@ -187,3 +187,34 @@ def _tail(path: Path) -> str:
     except OSError:
         return ""
     return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a live API server started by `start` (a recycled pid that now
+    belongs to another program is not)."""
+    return _alive(pid) and is_server(pid)
+
+
+def is_server(pid: int) -> bool:
+    """Whether the process `pid` runs `runtime.serve` (read from /proc; True where there
+    is no /proc to ask)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    return b"runtime.serve" in cmdline
+
+
+def served_fingerprint(url: str, timeout: float = 2.0) -> str | None:
+    """The model fingerprint a server's /healthz reports; None when it does not answer 200."""
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as resp:
+            if resp.status != 200:
+                return None
+            body = json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+    fp = body.get("fingerprint") if isinstance(body, dict) else None
+    return str(fp) if fp else None

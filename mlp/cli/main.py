@@ -29,6 +29,17 @@ def _root(chdir: Path = typer.Option(Path("."), "-C", "--chdir", help="Run as if
     Ctx.no_color = no_color or Ctx.no_color
 
 
+_REFRESH_HELP = "false: trust the state; skip checking that artifacts exist and apis serve."
+
+
+def _flag(out: Out, name: str, value: str) -> bool:
+    """A Terraform-style boolean option value: --refresh=false."""
+    text = value.strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        fail(out, f"Invalid {name} value {value!r}", f"{name} takes true or false.", f"Write {name}=false")
+    return text in ("true", "1", "yes")
+
+
 def _out(no_color: bool = False) -> Out:
     return Out(no_color=no_color or Ctx.no_color)
 
@@ -94,6 +105,7 @@ def plan(out_file: Optional[Path] = typer.Option(None, "--out", help="Save the p
          replace: list[str] = typer.Option([], "--replace", help="Rebuild ADDR even if unchanged."),
          sample: Optional[int] = typer.Option(None, "--sample", help="Use a seeded sample of N rows."),
          var: list[str] = typer.Option([], "--var", help="Set a variable: NAME=VALUE."),
+         refresh: str = typer.Option("true", "--refresh", help=_REFRESH_HELP, metavar="true|false"),
          no_color: bool = typer.Option(False, "--no-color", help="Turn colour off.")) -> None:
     """Show what apply would build, rebuild, reuse or destroy, and why."""
     from mlp import api
@@ -107,7 +119,8 @@ def plan(out_file: Optional[Path] = typer.Option(None, "--out", help="Save the p
         fail(out, f"Cannot write the plan to {out_file}", f"The folder {out_file.parent} does not exist.",
              "Create it, or give another --out path.")
     with handle_errors(out, json_out=fmt_ == "json"):
-        res = api.plan(Ctx.dir, variables=var, targets=target, replace=replace, sample=sample)
+        res = api.plan(Ctx.dir, variables=var, targets=target, replace=replace, sample=sample,
+                       refresh=_flag(out, "--refresh", refresh))
         out.diagnostics(res.diagnostics)
         out.plan(res.plan.to_json(), fmt_, verbose)
         if out_file is not None:
@@ -159,6 +172,7 @@ def apply(planfile: Optional[Path] = typer.Argument(None, help="A plan saved wit
           sample: Optional[int] = typer.Option(None, "--sample", help="Use a seeded sample of N rows."),
           parallelism: Optional[int] = typer.Option(None, "--parallelism", help="Jobs run at once."),
           var: list[str] = typer.Option([], "--var", help="Set a variable: NAME=VALUE."),
+          refresh: str = typer.Option("true", "--refresh", help=_REFRESH_HELP, metavar="true|false"),
           verbose: bool = typer.Option(False, "--verbose", "-v"),
           no_color: bool = typer.Option(False, "--no-color", help="Turn colour off.")) -> None:
     """Build what the plan says, recording each block as it finishes."""
@@ -189,7 +203,8 @@ def apply(planfile: Optional[Path] = typer.Argument(None, help="A plan saved wit
                 self._p().log(a, line)
         try:
             res = api.apply(Ctx.dir, plan_file=planfile, variables=var, targets=target, replace=replace,
-                            sample=sample, parallelism=parallelism, hooks=_Lazy(), confirm=confirm)
+                            sample=sample, parallelism=parallelism, hooks=_Lazy(), confirm=confirm,
+                            refresh=_flag(out, "--refresh", refresh))
         finally:
             if progress is not None:
                 progress.close()
@@ -217,6 +232,8 @@ def destroy(auto_approve: bool = typer.Option(False, "--auto-approve", help="Des
                             default="").strip() == "yes"
     with handle_errors(out):
         res = api.destroy(Ctx.dir, None if auto_approve else confirm)
+        for w in res.warnings:
+            out.line(f"Warning: {w}", "yellow", err=True)
         if not res.blocks:
             out.line("Nothing to destroy: the state is empty.")
             return

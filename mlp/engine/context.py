@@ -17,13 +17,18 @@ from typing import Any
 
 from mlp.config.blocks import BlockConfig
 from mlp.engine.events import BlockEvent, Hooks, Status
-from mlp.graph.address import Address
+from mlp.errors import ApplyError
+from mlp.graph.address import Address, Kind
 from mlp.graph.analysis import Analysis
 from mlp.plan.model import Action, Change, Plan, Reason
 from mlp.state.backend import ArtifactStore, Backend, artifact_key
 from mlp.state.model import STATUS_DONE, BlockRecord, State, utc_now
 
 META = "meta.json"
+
+
+class ArtifactMissing(ApplyError):
+    """An artifact the state records is gone from the store."""
 
 
 def value_digest(value: Any) -> str:
@@ -70,10 +75,18 @@ class RunContext:
         return rec or self.state.blocks.get(str(addr))
 
     def meta(self, addr: Address) -> dict[str, Any]:
-        """The meta.json of the block's artifact at its current fingerprint."""
+        """The meta.json of the block's artifact at its current fingerprint; an
+        ArtifactMissing error when the store no longer holds it (refresh plans that as
+        `artifact_missing`; this is what is left with --refresh=false)."""
         rec = self.current(addr)
         key = rec.artifact if rec and rec.artifact else self.key(addr)
-        return read_meta(self.store, key)
+        meta = read_meta(self.store, key)
+        if not meta:
+            raise ArtifactMissing(f"{addr}: its artifact {key} is missing from the store",
+                                  "Something deleted it after it was built.",
+                                  "Run `mlp plan`: refresh plans the missing artifacts to be rebuilt "
+                                  "(do not pass --refresh=false).")
+        return meta
 
     def needs_work(self, addr: Address) -> bool:
         """Create/rebuild/update, unless early cut-off lets it carry the old output over."""
@@ -95,24 +108,52 @@ class RunContext:
             return False
         if not self.store.has(old.artifact):
             return False
-        self._alias(old.artifact, self.key(addr))
+        if addr.kind is Kind.MODEL:
+            self._carry_model(addr, old)
+        else:
+            self._alias(old.artifact, self.key(addr))
         self.record(addr, self.key(addr), old.metrics, old.digest, status=Status.CACHED,
                     info="output unchanged upstream (early cut-off)")
         with self._lock:
             self.cut.add(str(addr))
         return True
 
-    def _alias(self, old_key: str, new_key: str) -> None:
-        if old_key == new_key or self.store.has(new_key):
-            return
+    def _alias(self, old_key: str, new_key: str, skip: tuple[str, ...] = ()) -> Path | None:
+        """The old artifact's files linked under the new key; with `skip`, those items are
+        left out and the unfinished folder is returned for the caller to complete and commit."""
+        if old_key == new_key or (self.store.has(new_key) and not skip):
+            return None
         tmp = self.store.temp_dir(new_key)
         src = self.store.local_path(old_key)
         for item in src.iterdir():
+            if item.name in skip:
+                continue
             dest = tmp / item.name
             if item.is_dir():
                 shutil.copytree(item, dest, copy_function=_link_or_copy)
             else:
                 _link_or_copy(str(item), str(dest))
+        if skip:
+            return tmp
+        self.store.commit(new_key, tmp)
+        return None
+
+    def _carry_model(self, addr: Address, old: BlockRecord) -> None:
+        """Early cut-off of a model keeps its trained weights, never its old serving bundle:
+        the bundle is written again from this app (custom code, aggregate values, the new
+        fingerprint), so what serves is what the state says."""
+        from mlp.engine.bundle import build_bundle
+
+        assert old.artifact is not None
+        new_key = self.key(addr)
+        tmp = self._alias(old.artifact, new_key, skip=("bundle",))
+        if tmp is None:
+            return
+        saved = self.store.local_path(old.artifact) / "bundle" / "saved_model"
+        if not (tmp / "saved_model").exists():
+            shutil.copytree(saved, tmp / "saved_model", copy_function=_link_or_copy)
+        metrics = old.metrics if isinstance(old.metrics, dict) else {}
+        build_bundle(self, addr, tmp, {"labels": metrics.get("labels"), "metrics": metrics.get("eval", {})})
         self.store.commit(new_key, tmp)
 
     def reuse(self, addr: Address) -> None:
@@ -129,7 +170,8 @@ class RunContext:
         rec = BlockRecord(address=str(addr), kind=addr.kind.value, fingerprint=fp.value, status=STATUS_DONE,
                           artifact=artifact, settings=dict(fp.settings), extra=self.cfg(addr).extra(),
                           inputs=dict(fp.inputs), code=fp.code, metrics=metrics, digest=digest,
-                          created_at=old.created_at if old else now, updated_at=now)
+                          created_at=old.created_at if old else now, updated_at=now,
+                          refs=self._refs(artifact))
         self.backend.record_block(rec)
         with self._lock:
             self.records[str(addr)] = rec
@@ -137,6 +179,13 @@ class RunContext:
                 self.cut.add(str(addr))
         self.hooks.block(BlockEvent(str(addr), status, seconds, info, details))
         return rec
+
+    def _refs(self, artifact: str | None) -> tuple[str, ...]:
+        """The table a column's artifact points at, when it is another artifact."""
+        if artifact is None:
+            return ()
+        table = read_meta(self.store, artifact).get("table")
+        return (table,) if isinstance(table, str) and table != artifact else ()
 
     def fail(self, addr: Address, message: str, seconds: float = 0.0) -> None:
         with self._lock:

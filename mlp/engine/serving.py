@@ -1,24 +1,30 @@
-"""The api unit on the local provider: a background uvicorn process per api.
+"""The api unit: serve a model through the provider, and record what the server reports.
 
-The process outlives the command; its pid, port and url are kept in the state's outputs.
-A new model is swapped into the running server (no failed request) through its
-/admin/reload, which answers only the token this module gave it; a `replicas` or `port`
-change updates in place; `mlp destroy` stops the process and frees the port.
+The rules, so that what serves is what the state says:
+- a running api whose server reports another model than the one it should serve, or one
+  whose model or api was replaced (`--replace`), gets the model reloaded (a swap with no
+  failed request);
+- an api that is down is started; a `port` change starts the new server before the old
+  one stops, so a taken port leaves the old one serving and the state as it was;
+- after every deploy or reload the server is asked what it serves (its /healthz), and the
+  block fails when that is not the model's fingerprint;
+- the endpoint kept in the state's outputs is the provider's typed `Endpoint`.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from mlp.config import blocks as B
 from mlp.engine.context import RunContext
 from mlp.engine.events import BlockEvent, Status
 from mlp.engine.units import Unit
 from mlp.errors import ApplyError
+from mlp.graph.address import Address
+from mlp.plan.model import Reason
+from mlp.providers import ApiDeployment, ApiStatus, Endpoint, Provider, provider_for
 from mlp.state.backend import Backend
 
 
@@ -26,9 +32,11 @@ def bundle_dir(ctx: RunContext, model_key: str) -> Path:
     return ctx.store.local_path(model_key) / "bundle"
 
 
-def run_api_unit(ctx: RunContext, unit: Unit) -> None:
-    import runtime.localserve as localserve
+def provider_of(ctx: RunContext) -> Provider:
+    return provider_for(ctx.analysis.app.provider.kind)
 
+
+def run_api_unit(ctx: RunContext, unit: Unit) -> None:
     addr = unit.blocks[0]
     cfg = ctx.cfg(addr)
     assert isinstance(cfg, B.Api) and cfg.model is not None
@@ -37,68 +45,52 @@ def run_api_unit(ctx: RunContext, unit: Unit) -> None:
     model_rec = ctx.current(cfg.model)
     if model_rec is None or model_rec.artifact is None:
         raise ApplyError(f"{addr}: its model {cfg.model} has not been built", "", "Run `mlp apply` again.")
-    bundle = bundle_dir(ctx, model_rec.artifact)
-    endpoint: dict[str, Any] | None = ctx.state.outputs.get(str(addr))
-    log = ctx.log_path(addr)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    running = bool(endpoint) and localserve.is_running(endpoint["pid"], endpoint["port"])  # type: ignore[index]
-    wanted_port = cfg.port
-    if running and endpoint and wanted_port is not None and wanted_port != endpoint["port"]:
-        localserve.stop(endpoint["pid"])
-        running = False
-    if running and endpoint:
-        if endpoint.get("model_fingerprint") != model_rec.fingerprint:
-            localserve.reload(endpoint["url"], str(bundle), token=_read_token(log))
-            ctx.log(addr, f"swapped in model {model_rec.fingerprint[:12]} at {endpoint['url']}")
-        handle_pid, port, url = endpoint["pid"], endpoint["port"], endpoint["url"]
-    else:
-        port_pref = wanted_port or (endpoint or {}).get("port")
-        handle = localserve.start(str(bundle), port_pref, log, token=_new_token(log))
-        handle_pid, port, url = handle.pid, handle.port, handle.url
-        ctx.log(addr, f"serving {cfg.model} at {url} (pid {handle_pid})")
-    value = {"url": url, "port": port, "pid": handle_pid, "model": str(cfg.model),
-             "model_fingerprint": model_rec.fingerprint, "replicas": cfg.replicas}
-    ctx.backend.set_output(str(addr), value)
-    ctx.record(addr, None, {"url": url, "port": port, "replicas": cfg.replicas}, None,
-               seconds=time.monotonic() - start, info=url)
+    provider = provider_of(ctx)
+    deployment = ApiDeployment(str(addr), str(cfg.model), model_rec.fingerprint,
+                               str(bundle_dir(ctx, model_rec.artifact)), cfg.replicas, cfg.port,
+                               str(ctx.log_path(addr)))
+    current = Endpoint.from_json(ctx.state.outputs.get(str(addr)))
+    endpoint = replace(_serve(ctx, addr, provider, deployment, current), model=str(cfg.model),
+                       replicas=cfg.replicas)
+    ctx.backend.set_output(str(addr), endpoint.to_json())
+    ctx.record(addr, None, {"url": endpoint.url, "port": endpoint.port, "replicas": cfg.replicas,
+                            "model_fingerprint": endpoint.model_fingerprint}, None,
+               seconds=time.monotonic() - start, info=endpoint.url)
 
 
-def stop_api(backend: Backend, address: str) -> bool:
-    """Stop an api's local server if it runs; True when one was stopped."""
-    endpoint = backend.read_state().outputs.get(address)
-    if not endpoint:
-        return False
-    import runtime.localserve as localserve
+def _serve(ctx: RunContext, addr: Address, provider: Provider, deployment: ApiDeployment,
+           current: Endpoint | None) -> Endpoint:
+    """Reload a running server when it should serve another model, or start one."""
+    health = provider.api_health(current, deployment.model_fingerprint)
+    same_port = current is not None and deployment.port in (None, current.port)
+    if current is not None and same_port and health.status is not ApiStatus.DOWN:
+        if health.status is ApiStatus.DRIFTED or _reload_asked(ctx, addr, Address.parse(deployment.model)):
+            endpoint = provider.reload_api(deployment, current)
+            ctx.log(addr, f"swapped in model {deployment.model_fingerprint[:12]} at {endpoint.url}")
+            return endpoint
+        return replace(current, model_fingerprint=health.serving or current.model_fingerprint)
+    try:
+        endpoint = provider.deploy_api(deployment, current)
+    except ApplyError:
+        if health.status is ApiStatus.DOWN:
+            ctx.backend.set_output(str(addr), None)  # nothing serves: the state says so
+        raise
+    ctx.log(addr, f"serving {deployment.model} at {endpoint.url} (pid {endpoint.pid})")
+    return endpoint
 
-    stopped = False
-    if localserve.is_running(endpoint["pid"], endpoint["port"]):
-        localserve.stop(endpoint["pid"])
-        stopped = True
-    _token_file(backend.logs().path(address)).unlink(missing_ok=True)
+
+def _reload_asked(ctx: RunContext, addr: Address, model: Address) -> bool:
+    """--replace of the api or of its model (the model retrained under the same fingerprint)."""
+    own = ctx.change(addr)
+    if own is not None and own.reason is Reason.REPLACE_REQUESTED:
+        return True
+    mine = ctx.change(model)
+    return mine is not None and mine.reason is Reason.REPLACE_REQUESTED and str(model) in ctx.records
+
+
+def stop_api(backend: Backend, address: str, provider_kind: str = "local") -> bool:
+    """Stop an api's server if it runs and forget its endpoint; True when one was stopped."""
+    endpoint = Endpoint.from_json(backend.read_state().outputs.get(address))
+    stopped = provider_for(provider_kind).stop_api(endpoint, str(backend.logs().path(address)))
     backend.set_output(address, None)
     return stopped
-
-
-# The token of a server's /admin/reload: made when the server starts, handed to it in its
-# environment, and kept for later applies in a file only the user can read, beside the
-# api's log (not in the state, which `mlp show --json` prints).
-
-def _token_file(log: Path) -> Path:
-    return log.with_name(log.name.removesuffix(".log") + ".admin-token")
-
-
-def _new_token(log: Path) -> str:
-    token = secrets.token_urlsafe(32)
-    path = _token_file(log)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token)
-    return token
-
-
-def _read_token(log: Path) -> str | None:
-    try:
-        return _token_file(log).read_text().strip() or None
-    except FileNotFoundError:
-        return None  # a server started without one accepts reloads without one

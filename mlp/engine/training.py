@@ -36,12 +36,25 @@ def run_model_unit(ctx: RunContext, unit: Unit) -> None:
     if act is Action.REUSE:
         ctx.reuse(addr)
         return
+    if act is Action.UPDATE:  # only settings outside the fingerprint (compute): never retrain
+        _update_in_place(ctx, addr)
+        return
     if act is Action.NOOP or not ctx.needs_work(addr):
         return
     if unit.kind == "model_column":
         _model_column(ctx, addr)
     else:
         _train(ctx, addr)
+
+
+def _update_in_place(ctx: RunContext, addr: Address) -> None:
+    """Record the new settings outside the fingerprint; the trained model stays as it is."""
+    rec = ctx.current(addr)
+    if rec is None or rec.artifact is None:
+        raise ApplyError(f"{addr}: there is no trained model to update", "", "Run `mlp apply` again.")
+    change = ctx.change(addr)
+    ctx.record(addr, rec.artifact, dict(rec.metrics), rec.digest,
+               info="updated in place: " + "; ".join(change.details if change else ()))
 
 
 def _table_of(ctx: RunContext, col: Address) -> str:
@@ -124,7 +137,10 @@ def _train(ctx: RunContext, addr: Address) -> None:
             "custom_path": str((ctx.analysis.app.dir / _code(ctx, cfg.custom).path).resolve()) if cfg.custom else None,
             "features": [column_spec(ctx, f) for f in cfg.features], "target": column_spec(ctx, cfg.target),
             "hparams": dict(settings["hparams"]), "training": dict(settings["training"]),
-            "balance": cfg.balance, "data": str(data), "out_dir": str(tmp)}
+            "balance": cfg.balance, "data": str(data), "out_dir": str(tmp),
+            # features a normalize or min_max_scale made: the guardrails never say to normalize them
+            "scaled_features": sorted(f.name for f in cfg.features
+                                      if getattr(ctx.cfg(f), "transformer", "") in ("normalize", "min_max_scale"))}
     (tmp / "spec.json").write_text(json.dumps(spec, indent=1))
     run_trainer(ctx, addr, [str(tmp / "spec.json")])
     result = dict(json.loads((tmp / "result.json").read_text()))

@@ -51,6 +51,9 @@ class Reason(StrEnum):
     PROVIDER_CHANGED = "provider_changed"    # the provider kind changed: deployments move
     REMOVED = "removed"                      # in state, gone from the app
     CACHE_HIT = "cache_hit"                  # the new fingerprint's artifact is in the store
+    ARTIFACT_MISSING = "artifact_missing"    # refresh: the recorded artifact is gone from the store
+    NOT_RUNNING = "not_running"              # refresh: the api's server is down
+    DRIFTED = "drifted"                      # refresh: the api's server serves another model
     UNCHANGED = "unchanged"                  # no-op
 
 

@@ -13,6 +13,7 @@ from mlp.graph.analysis import Analysis
 from mlp.graph.fingerprint import Fingerprint, digest
 from mlp.plan.diff import field_diff
 from mlp.plan.model import Action, Change, Plan, Reason
+from mlp.providers import ApiStatus, Refresh
 from mlp.state.model import BlockRecord, State
 
 
@@ -22,6 +23,8 @@ class PlanOptions:
     replace: tuple[str, ...] = ()
     variables: tuple[tuple[str, str], ...] = ()
     sample: int | None = None
+    # What the provider found really there (None: --refresh=false, the state is trusted).
+    refresh: Refresh | None = None
 
 
 def parse_addresses(texts: Iterable[str], known: Iterable[Address], flag: str) -> list[Address]:
@@ -55,7 +58,7 @@ def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool]
         rec = state.blocks.get(str(addr))
         ch = _change(addr, fps[addr], rec, changes, state, app.provider.kind, store_has,
                      addr in replace, addr in forced, app.blocks[addr].extra())
-        changes[addr] = ch
+        changes[addr] = _refreshed(ch, opts.refresh)
     for a in sorted(in_state - set(fps)):
         if targets and a not in targets:
             continue
@@ -67,6 +70,24 @@ def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool]
                 code={str(k): v for k, v in analysis.code.items()},
                 variables=dict(opts.variables), targets=tuple(opts.targets), replace=tuple(opts.replace),
                 sample=opts.sample, extras=extras_digests(analysis, changes))
+
+
+def _refreshed(ch: Change, refresh: Refresh | None) -> Change:
+    """A block the state calls done, seen against what refresh found: a missing artifact is
+    rebuilt; an api that is down or serves another model is updated."""
+    if refresh is None or ch.action not in (Action.NOOP, Action.UPDATE):
+        return ch
+    addr = str(ch.address)
+    if ch.action is Action.NOOP and addr in refresh.missing:
+        return Change(ch.address, Action.REBUILD, Reason.ARTIFACT_MISSING,
+                      (f"its artifact {refresh.missing[addr].rpartition('/')[2][:12]} is gone from the store",),
+                      ch.fingerprint_before, ch.fingerprint_after)
+    health = refresh.apis.get(addr)
+    if health is None or health.status is ApiStatus.SERVING:
+        return ch
+    reason = Reason.NOT_RUNNING if health.status is ApiStatus.DOWN else Reason.DRIFTED
+    return Change(ch.address, Action.UPDATE, reason, (health.detail, *ch.details),
+                  ch.fingerprint_before, ch.fingerprint_after)
 
 
 def extras_digests(analysis: Analysis, addresses: Iterable[Address]) -> dict[str, str]:

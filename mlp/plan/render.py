@@ -28,7 +28,8 @@ def text_lines(plan: Mapping[str, Any], verbose: bool = False) -> list[tuple[str
         for c in group:
             reason = c["reason"] if c["action"] != "update" else f"update: {c['reason']}"
             fp = ""
-            if c["action"] in ("rebuild", "reuse") and c["fingerprint_before"]:
+            if c["action"] in ("rebuild", "reuse") and c["fingerprint_before"] \
+                    and c["fingerprint_before"] != c["fingerprint_after"]:
                 fp = f"  ({c['fingerprint_before'][:8]} -> {c['fingerprint_after'][:8]})"
             out.append((f"  {_SYMBOL[c['action']]} {c['address'].ljust(width)}{reason}{fp}",
                         _STYLE[c["action"]]))

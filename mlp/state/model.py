@@ -34,7 +34,9 @@ class BlockRecord:
     Invariants: `fingerprint` is 64 lowercase hex characters; `status` is "done" or
     "failed"; `artifact` is a key in the backend's artifact store, or None (a failed block,
     or a block whose output lives only in `metrics`); `inputs` maps each upstream address to
-    the fingerprint it had when this block was built; timestamps are ISO 8601 UTC.
+    the fingerprint it had when this block was built; timestamps are ISO 8601 UTC; `refs`
+    are the other artifact keys the output reads (a column's table): refresh checks them
+    with `artifact`.
     """
 
     address: str
@@ -50,6 +52,7 @@ class BlockRecord:
     digest: str | None
     created_at: str
     updated_at: str
+    refs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _FINGERPRINT_RE.match(self.fingerprint):
@@ -72,6 +75,7 @@ class BlockRecord:
             "digest": self.digest,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            **({"refs": list(self.refs)} if self.refs else {}),
         }
 
     @classmethod
@@ -93,7 +97,14 @@ class BlockRecord:
             digest=r.optional("digest", str),
             created_at=r.get("created_at", str),
             updated_at=r.get("updated_at", str),
+            refs=_refs(d.get("refs", [])),
         )
+
+
+def _refs(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("refs must be a list of artifact keys")
+    return tuple(value)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ def block_record(analysis: Analysis, address: str) -> BlockRecord:
     addr = next(a for a in analysis.fingerprints if str(a) == address)
     fp = analysis.fingerprints[addr]
     return BlockRecord(address=address, kind=addr.kind.value, fingerprint=fp.value, status="done",
-                       artifact=artifact_key(fp.value), settings=dict(fp.settings),
+                       artifact=artifact_key(fp.value) if addr.kind.value != "api" else None,
+                       settings=dict(fp.settings),
                        extra=analysis.app.blocks[addr].extra(), inputs=dict(fp.inputs), code=fp.code,
                        metrics={}, digest=None, created_at=FIXED_TIME, updated_at=FIXED_TIME)
 
@@ -87,8 +88,13 @@ def backend(app_dir: Path) -> LocalBackend:
 
 
 def record_state(analysis: Analysis) -> State:
-    """Store `state_from(analysis)` in the app's backend; returns what was stored."""
-    return backend(analysis.app.dir).write_state(state_from(analysis))
+    """Store `state_from(analysis)` in the app's backend, with the artifacts it records in the
+    store (as the apply that wrote it left them); returns what was stored."""
+    state = state_from(analysis)
+    for rec in state.blocks.values():
+        if rec.artifact and rec.kind != "api":
+            commit_artifact(analysis.app.dir, rec.fingerprint)
+    return backend(analysis.app.dir).write_state(state)
 
 
 def commit_artifact(app_dir: Path, fingerprint: str) -> str:

@@ -5,7 +5,10 @@ Each case is a folder `tests/golden/<case>/`:
     *.hcl, data/, code/    the app as it is planned
     before/                the files as they were when the state was recorded
     case.json              prior_state: record a state first; cached: blocks whose planned
-                           artifact is already in the store; plan: targets and sample
+                           artifact is already in the store; plan: targets and sample;
+                           refresh: plan with refresh (the default is --refresh=false: a
+                           golden's apis have no server); deleted: blocks whose artifact is
+                           deleted from the store before planning
     state.json             the recorded state            } normalised (<APP>, <LINEAGE>,
     plan.txt, plan.json    the human plan and its JSON   } <TIME>); rewritten only by
                                                            `pytest --update-goldens`
@@ -56,6 +59,8 @@ class Case:
     cached: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     sample: int | None = None
+    refresh: bool = False
+    deleted: tuple[str, ...] = ()
 
     @property
     def dir(self) -> Path:
@@ -66,7 +71,8 @@ class Case:
         spec = json.loads((GOLDEN / name / "case.json").read_text())
         plan = spec.get("plan", {})
         return cls(name, bool(spec.get("prior_state")), tuple(spec.get("cached", ())),
-                   tuple(plan.get("targets", ())), plan.get("sample"))
+                   tuple(plan.get("targets", ())), plan.get("sample"), bool(spec.get("refresh")),
+                   tuple(spec.get("deleted", ())))
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,11 @@ EXPECT: dict[str, Expect] = {
         {"api.returns": ("update", "config_changed"), "model.returns": ("no-op", "unchanged")},
         {"api.returns": ["replicas: 1 -> 3"]},
         summary="Plan: 0 to create, 0 to rebuild, 0 to reuse, 1 to update, 0 to destroy."),
+    "refresh": Expect(
+        {"aggregate.amount_mean": ("rebuild", "artifact_missing"), "api.returns": ("update", "not_running"),
+         "transformed_column.amount_norm": ("no-op", "unchanged"), "model.returns": ("no-op", "unchanged")},
+        {"api.returns": ["the state records no running server for it"]},
+        summary="Plan: 0 to create, 1 to rebuild, 0 to reuse, 1 to update, 0 to destroy."),
     "sample_change": Expect(
         {"source.orders": ("rebuild", "sample_changed"), "raw_column.items": ("rebuild", "upstream_changed")},
         {"source.orders": ["sample: 0 -> 50"], "raw_column.items": ["source.orders (sample_changed)"]},
@@ -160,7 +171,11 @@ def test_golden_plan(name: str, tmp_path: Path, update_goldens: bool) -> None:
         for address in case.cached:
             commit_artifact(app, planned_fps[address])
 
-    planned = api.plan(app, targets=case.targets, sample=case.sample).plan
+    for address in case.deleted:
+        rec = backend(app).read_state().blocks[address]
+        assert rec.artifact is not None
+        backend(app).artifacts().delete(rec.artifact)
+    planned = api.plan(app, targets=case.targets, sample=case.sample, refresh=case.refresh).plan
     doc = planned.to_json()
     lineage = lineage or planned.lineage
     check_golden(case.dir / "plan.txt", normalise(render_text(doc), app, lineage), update_goldens)

@@ -1,0 +1,130 @@
+"""Where workloads run: the provider interface the engine talks to, and its typed values.
+
+The engine decides *what* to do; a provider says *what is there* and runs the work. This
+module holds the part the plan needs first, refresh (as Terraform refreshes before it
+plans), and the serving half of apply:
+
+    refresh(state, store)      -> Refresh: the recorded artifacts that are gone, and each
+                                  recorded api's `ApiHealth` (up? serving which model?)
+    deploy_api(deployment)     -> Endpoint: start, or move to another port, an api
+    reload_api(endpoint, ...)  -> Endpoint: swap the model of a running api
+    api_health(endpoint)       -> ApiHealth: ask a running api what it serves
+    stop_api(endpoint, log)    -> bool: stop it; True when something was running
+
+Refresh is cheap by contract: stats of the artifact store and one HTTP health check per
+api, never a read of the data. `mlp.providers.local.LocalProvider` is the first
+implementation; `provider_for` maps a provider block's kind to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from mlp.errors import UsageError
+from mlp.state.backend import ArtifactStore
+from mlp.state.model import State
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A running api as the provider reported it, kept in the state's outputs.
+
+    `model_fingerprint` is what the server said it serves when it was last checked (its
+    /healthz), not what mlp asked for.
+    """
+
+    url: str
+    port: int
+    pid: int
+    model: str
+    model_fingerprint: str
+    replicas: int | Mapping[str, int] = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "port": self.port, "pid": self.pid, "model": self.model,
+                "model_fingerprint": self.model_fingerprint, "replicas": self.replicas}
+
+    @classmethod
+    def from_json(cls, d: Any) -> Endpoint | None:
+        """The endpoint recorded in state; None when there is none or it is malformed."""
+        if not isinstance(d, Mapping):
+            return None
+        try:
+            replicas = d.get("replicas", 1)
+            return cls(url=str(d["url"]), port=int(d["port"]), pid=int(d["pid"]),
+                       model=str(d.get("model", "")), model_fingerprint=str(d.get("model_fingerprint", "")),
+                       replicas=replicas if isinstance(replicas, (int, Mapping)) else 1)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class ApiStatus(StrEnum):
+    SERVING = "serving"      # up, serving the model the state records
+    DOWN = "down"            # no process, or it does not answer /healthz
+    DRIFTED = "drifted"      # up, but serving another model
+
+
+@dataclass(frozen=True)
+class ApiHealth:
+    status: ApiStatus
+    serving: str | None = None   # the fingerprint the server reports, when it answers
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What refresh found. Addresses are strings, as in the state.
+
+    Invariants: `missing` holds only addresses of state records whose artifact (or an
+    artifact their output reads, such as a column's table) is not in the store; `apis`
+    has an entry for every api record in the state.
+    """
+
+    missing: Mapping[str, str] = field(default_factory=dict)   # address -> the key that is gone
+    apis: Mapping[str, ApiHealth] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return not self.missing and all(h.status is ApiStatus.SERVING for h in self.apis.values())
+
+
+@dataclass(frozen=True)
+class ApiDeployment:
+    """What the engine asks a provider to serve."""
+
+    address: str
+    model: str
+    model_fingerprint: str
+    bundle: str            # the bundle's location (a local folder for the local provider)
+    replicas: int | Mapping[str, int] = 1
+    port: int | None = None
+    log: str = ""
+
+
+class Provider(Protocol):
+    kind: str
+
+    def refresh(self, state: State, store: ArtifactStore) -> Refresh: ...
+
+    def api_health(self, endpoint: Endpoint | None, expected: str) -> ApiHealth: ...
+
+    def deploy_api(self, deployment: ApiDeployment, current: Endpoint | None) -> Endpoint: ...
+
+    def reload_api(self, deployment: ApiDeployment, current: Endpoint) -> Endpoint: ...
+
+    def stop_api(self, endpoint: Endpoint | None, log: str) -> bool: ...
+
+
+def provider_for(kind: str) -> Provider:
+    """The provider of a provider block's kind. Only `local` ships with the core: other
+    kinds are refused, never run locally in their name."""
+    if kind == "local":
+        from mlp.providers.local import LocalProvider
+
+        return LocalProvider()
+    raise UsageError(f'The "{kind}" provider is not available in this version',
+                     "Only the local provider runs apps here; nothing is run locally in another provider's name.",
+                     'Use provider "local" {}.')

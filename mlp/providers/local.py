@@ -1,0 +1,139 @@
+"""The local provider: artifacts in the local store, each api a background uvicorn process.
+
+Refresh stats the store (`ArtifactStore.has`) for every recorded artifact and every
+artifact a record's output reads (`BlockRecord.refs`), and asks each recorded api's
+/healthz which model it serves. It reads no data.
+
+Serving goes through `runtime.localserve`. Moving an api to another port starts the new
+server first and stops the old one only once the new one is healthy, so a port that turns
+out to be taken leaves the previous api serving and the state true.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from mlp.errors import ApplyError
+from mlp.providers import ApiDeployment, ApiHealth, ApiStatus, Endpoint, Refresh
+from mlp.state.backend import ArtifactStore
+from mlp.state.model import State
+
+HEALTH_TIMEOUT = 2.0  # seconds for one /healthz during refresh
+
+
+class LocalProvider:
+    kind = "local"
+
+    # -- refresh ---------------------------------------------------------------------
+
+    def refresh(self, state: State, store: ArtifactStore) -> Refresh:
+        missing: dict[str, str] = {}
+        apis: dict[str, ApiHealth] = {}
+        for address, rec in sorted(state.blocks.items()):
+            if rec.status != "done":
+                continue
+            gone = next((k for k in (rec.artifact, *rec.refs) if k and not store.has(k)), None)
+            if gone is not None:
+                missing[address] = gone
+            if rec.kind == "api":
+                apis[address] = self.api_health(Endpoint.from_json(state.outputs.get(address)),
+                                                _expected_model(state, rec.settings))
+        return Refresh(missing, apis)
+
+    def api_health(self, endpoint: Endpoint | None, expected: str) -> ApiHealth:
+        import runtime.localserve as localserve
+
+        if endpoint is None:
+            return ApiHealth(ApiStatus.DOWN, None, "the state records no running server for it")
+        if not localserve.alive(endpoint.pid):
+            return ApiHealth(ApiStatus.DOWN, None, f"its process {endpoint.pid} is not running")
+        serving = localserve.served_fingerprint(endpoint.url, timeout=HEALTH_TIMEOUT)
+        if serving is None:
+            return ApiHealth(ApiStatus.DOWN, None, f"{endpoint.url}/healthz does not answer")
+        if expected and serving != expected:
+            return ApiHealth(ApiStatus.DRIFTED, serving,
+                             f"it serves model {serving[:12]}, the state records {expected[:12]}")
+        return ApiHealth(ApiStatus.SERVING, serving)
+
+    # -- serving ---------------------------------------------------------------------
+
+    def deploy_api(self, deployment: ApiDeployment, current: Endpoint | None) -> Endpoint:
+        """Start a server for the deployment. A healthy `current` one (a port change) is
+        stopped only once the new one is healthy; a hung one is stopped first and its port
+        reused."""
+        import runtime.localserve as localserve
+
+        log = Path(deployment.log)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        healthy = current is not None and localserve.alive(current.pid) and \
+            localserve.served_fingerprint(current.url, timeout=HEALTH_TIMEOUT) is not None
+        port = deployment.port
+        if current is not None and not healthy:
+            if localserve.alive(current.pid):
+                localserve.stop(current.pid)
+            port = port or current.port
+        handle = localserve.start(deployment.bundle, port, log, token=_new_token(log))
+        if current is not None and healthy:
+            localserve.stop(current.pid)
+        return self._checked(deployment, handle.url, handle.port, handle.pid)
+
+    def reload_api(self, deployment: ApiDeployment, current: Endpoint) -> Endpoint:
+        import runtime.localserve as localserve
+
+        localserve.reload(current.url, deployment.bundle, token=_read_token(Path(deployment.log)))
+        return self._checked(deployment, current.url, current.port, current.pid)
+
+    def _checked(self, deployment: ApiDeployment, url: str, port: int, pid: int) -> Endpoint:
+        """Ask the server what it serves; an api serving anything else has failed."""
+        import runtime.localserve as localserve
+
+        serving = localserve.served_fingerprint(url, timeout=HEALTH_TIMEOUT * 5)
+        if serving != deployment.model_fingerprint:
+            raise ApplyError(f"{deployment.address}: the server at {url} serves "
+                             f"{(serving or 'nothing')[:12]}, not model {deployment.model_fingerprint[:12]}",
+                             f"It was asked to load {deployment.bundle}.",
+                             f"Run `mlp apply --replace {deployment.address}`; see `mlp logs {deployment.address}`.")
+        return Endpoint(url, port, pid, deployment.model, serving, deployment.replicas)
+
+    def stop_api(self, endpoint: Endpoint | None, log: str) -> bool:
+        import runtime.localserve as localserve
+
+        stopped = False
+        if endpoint is not None and localserve.alive(endpoint.pid):  # hung or not: it goes
+            localserve.stop(endpoint.pid)
+            stopped = True
+        _token_file(Path(log)).unlink(missing_ok=True)
+        return stopped
+
+
+def _expected_model(state: State, settings: dict[str, object]) -> str:
+    """The fingerprint of the model an api record serves, as the state records it."""
+    model = state.blocks.get(str(settings.get("model", "")))
+    return model.fingerprint if model is not None else ""
+
+
+# The token of a server's /admin/reload: made when the server starts, handed to it in its
+# environment, and kept for later applies in a file only the user can read, beside the
+# api's log (not in the state, which `mlp show --json` prints).
+
+def _token_file(log: Path) -> Path:
+    return log.with_name(log.name.removesuffix(".log") + ".admin-token")
+
+
+def _new_token(log: Path) -> str:
+    token = secrets.token_urlsafe(32)
+    path = _token_file(log)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token
+
+
+def _read_token(log: Path) -> str | None:
+    try:
+        return _token_file(log).read_text().strip() or None
+    except FileNotFoundError:
+        return None  # a server started without one accepts reloads without one
