@@ -171,7 +171,7 @@ class RunContext:
                           artifact=artifact, settings=dict(fp.settings), extra=self.cfg(addr).extra(),
                           inputs=dict(fp.inputs), code=fp.code, metrics=metrics, digest=digest,
                           created_at=old.created_at if old else now, updated_at=now,
-                          refs=self._refs(artifact))
+                          refs=self._refs(artifact), seconds=_last_run(old, status, seconds))
         self.backend.record_block(rec)
         with self._lock:
             self.records[str(addr)] = rec
@@ -202,6 +202,13 @@ class RunContext:
             fh.write(f"{time.strftime('%H:%M:%S')} {line}\n")
         if echo:
             self.hooks.log(str(addr), line)
+
+
+def _last_run(old: BlockRecord | None, status: Status, seconds: float) -> float | None:
+    """A real build's duration; a carried or reused block keeps the one it had."""
+    if status is Status.CACHED:
+        return old.seconds if old is not None else None
+    return round(seconds, 3)
 
 
 def _link_or_copy(src: str, dst: str) -> str:

@@ -59,23 +59,36 @@ class Reason(StrEnum):
 
 @dataclass(frozen=True)
 class Change:
+    """One block's action and reason.
+
+    `may_skip` marks a rebuild caused only by upstream rebuilds: when those give the same
+    output, early cut-off carries this block over (its output is known only after apply,
+    as Terraform says of values). `estimate` is the block's duration in its last run, from
+    the state; None when it never ran.
+    """
+
     address: Address
     action: Action
     reason: Reason
     details: tuple[str, ...] = ()
     fingerprint_before: str | None = None
     fingerprint_after: str | None = None
+    may_skip: bool = False
+    estimate: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"address": str(self.address), "kind": self.address.kind.value,
                 "action": self.action.value, "reason": self.reason.value,
                 "details": list(self.details), "fingerprint_before": self.fingerprint_before,
-                "fingerprint_after": self.fingerprint_after}
+                "fingerprint_after": self.fingerprint_after, "may_skip": self.may_skip,
+                "estimated_seconds": self.estimate}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Change:
+        est = d.get("estimated_seconds")
         return cls(Address.parse(d["address"]), Action(d["action"]), Reason(d["reason"]),
-                   tuple(d.get("details", ())), d.get("fingerprint_before"), d.get("fingerprint_after"))
+                   tuple(d.get("details", ())), d.get("fingerprint_before"), d.get("fingerprint_after"),
+                   bool(d.get("may_skip", False)), float(est) if isinstance(est, (int, float)) else None)
 
 
 @dataclass(frozen=True)
@@ -90,11 +103,40 @@ class Summary:
     def total(self) -> int:
         return self.create + self.rebuild + self.reuse + self.update + self.destroy
 
+    may_skip: int = 0          # rebuilds early cut-off may skip
+    estimate: float = 0.0      # seconds, summed over the runs that have an estimate
+    unestimated: int = 0       # blocks that will run and never ran before
+
     def line(self) -> str:
         if not self.total:
             return "No changes. The app matches its state."
         return (f"Plan: {self.create} to create, {self.rebuild} to rebuild, {self.reuse} to reuse, "
                 f"{self.update} to update, {self.destroy} to destroy.")
+
+    def detail_line(self) -> str:
+        """What the plan cannot know yet, and how long it should take; "" when nothing runs."""
+        runs = self.create + self.rebuild + self.update
+        if not runs:
+            return ""
+        parts = []
+        if self.may_skip:
+            parts.append(f"{self.may_skip} of the rebuilds may be skipped by early cut-off (known after apply).")
+        if self.estimate and self.unestimated:
+            parts.append(f"Estimated time: {format_seconds(self.estimate)}, plus {self.unestimated} "
+                         f"block{'s' if self.unestimated != 1 else ''} never run before.")
+        elif self.estimate:
+            parts.append(f"Estimated time: {format_seconds(self.estimate)}.")
+        return " ".join(parts)
+
+
+def format_seconds(seconds: float) -> str:
+    """12s, 3m 05s, 1h 02m."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{max(s, 1)}s" if seconds > 0 else "0s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
 @dataclass(frozen=True)
@@ -121,8 +163,12 @@ class Plan:
         counts = {a: 0 for a in Action}
         for c in self.changes:
             counts[c.action] += 1
+        runs = [c for c in self.changes if c.action.runs]
         return Summary(counts[Action.CREATE], counts[Action.REBUILD], counts[Action.REUSE],
-                       counts[Action.UPDATE], counts[Action.DESTROY])
+                       counts[Action.UPDATE], counts[Action.DESTROY],
+                       may_skip=sum(1 for c in runs if c.may_skip),
+                       estimate=sum(c.estimate or 0.0 for c in runs),
+                       unestimated=sum(1 for c in runs if c.estimate is None))
 
     @property
     def has_changes(self) -> bool:
@@ -142,7 +188,9 @@ class Plan:
                         "replace": list(self.replace), "sample": self.sample},
             "changes": [c.to_json() for c in self.changes],
             "summary": {"create": s.create, "rebuild": s.rebuild, "reuse": s.reuse,
-                        "update": s.update, "destroy": s.destroy, "text": s.line()},
+                        "update": s.update, "destroy": s.destroy, "may_skip": s.may_skip,
+                        "estimated_seconds": round(s.estimate, 1), "text": s.line(),
+                        "detail": s.detail_line()},
         }
 
     @classmethod

@@ -3,7 +3,7 @@ what apply will do and why."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 from mlp.config.values import did_you_mean
@@ -58,7 +58,7 @@ def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool]
         rec = state.blocks.get(str(addr))
         ch = _change(addr, fps[addr], rec, changes, state, app.provider.kind, store_has,
                      addr in replace, addr in forced, app.blocks[addr].extra())
-        changes[addr] = _refreshed(ch, opts.refresh)
+        changes[addr] = _estimated(_refreshed(ch, opts.refresh), rec)
     for a in sorted(in_state - set(fps)):
         if targets and a not in targets:
             continue
@@ -70,6 +70,17 @@ def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool]
                 code={str(k): v for k, v in analysis.code.items()},
                 variables=dict(opts.variables), targets=tuple(opts.targets), replace=tuple(opts.replace),
                 sample=opts.sample, extras=extras_digests(analysis, changes))
+
+
+def _estimated(ch: Change, rec: BlockRecord | None) -> Change:
+    """The run's estimate from the last one; a rebuild caused only by upstream rebuilds is
+    marked as one early cut-off may skip (apis always run: they reload)."""
+    if not ch.action.runs:
+        return ch
+    may_skip = (ch.action is Action.REBUILD and ch.reason is Reason.UPSTREAM_CHANGED
+                and ch.address.kind is not Kind.API and ch.fingerprint_before != ch.fingerprint_after)
+    estimate = rec.seconds if rec is not None else None
+    return replace(ch, may_skip=may_skip, estimate=estimate)
 
 
 def _refreshed(ch: Change, refresh: Refresh | None) -> Change:

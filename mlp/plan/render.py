@@ -31,14 +31,28 @@ def text_lines(plan: Mapping[str, Any], verbose: bool = False) -> list[tuple[str
             if c["action"] in ("rebuild", "reuse") and c["fingerprint_before"] \
                     and c["fingerprint_before"] != c["fingerprint_after"]:
                 fp = f"  ({c['fingerprint_before'][:8]} -> {c['fingerprint_after'][:8]})"
-            out.append((f"  {_SYMBOL[c['action']]} {c['address'].ljust(width)}{reason}{fp}",
+            out.append((f"  {_SYMBOL[c['action']]} {c['address'].ljust(width)}{reason}{fp}{_notes(c)}",
                         _STYLE[c["action"]]))
             for d in c["details"]:
                 out.append((f"        {d}", "dim" if c["action"] == "no-op" else ""))
     if changes:
         out.append(("", ""))
     out.append((plan["summary"]["text"], "bold"))
+    if plan["summary"].get("detail"):
+        out.append((plan["summary"]["detail"], ""))
     return out
+
+
+def _notes(c: Mapping[str, Any]) -> str:
+    """What the plan cannot know yet (early cut-off), and the last run's duration."""
+    from mlp.plan.model import format_seconds
+
+    notes = []
+    if c.get("may_skip"):
+        notes.append("may be skipped by early cut-off")
+    if c.get("estimated_seconds") is not None and c["action"] in ("create", "rebuild", "update"):
+        notes.append(f"~{format_seconds(c['estimated_seconds'])}")
+    return f"  [{', '.join(notes)}]" if notes else ""
 
 
 def render_text(plan: Mapping[str, Any], verbose: bool = False) -> str:
@@ -53,7 +67,10 @@ def render_markdown(plan: Mapping[str, Any], verbose: bool = False) -> str:
         lines += ["| | block | action | reason | details |", "|---|---|---|---|---|"]
         for c in changes:
             details = "<br>".join(f"`{d}`" for d in c["details"])
-            lines.append(f"| `{_SYMBOL[c['action']]}` | `{c['address']}` | {c['action']} | {c['reason']} | {details} |")
+            lines.append(f"| `{_SYMBOL[c['action']]}` | `{c['address']}` | {c['action']} | {c['reason']}"
+                         f"{_notes(c)} | {details} |")
         lines.append("")
     lines.append(f"**{plan['summary']['text']}**")
+    if plan["summary"].get("detail"):
+        lines += ["", plan["summary"]["detail"]]
     return "\n".join(lines) + "\n"

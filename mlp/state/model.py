@@ -36,7 +36,8 @@ class BlockRecord:
     or a block whose output lives only in `metrics`); `inputs` maps each upstream address to
     the fingerprint it had when this block was built; timestamps are ISO 8601 UTC; `refs`
     are the other artifact keys the output reads (a column's table): refresh checks them
-    with `artifact`.
+    with `artifact`; `seconds` is how long the block's last real build took (None: never
+    measured), which the plan shows as its estimate.
     """
 
     address: str
@@ -53,6 +54,7 @@ class BlockRecord:
     created_at: str
     updated_at: str
     refs: tuple[str, ...] = ()
+    seconds: float | None = None
 
     def __post_init__(self) -> None:
         if not _FINGERPRINT_RE.match(self.fingerprint):
@@ -76,6 +78,7 @@ class BlockRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             **({"refs": list(self.refs)} if self.refs else {}),
+            **({"seconds": self.seconds} if self.seconds is not None else {}),
         }
 
     @classmethod
@@ -98,7 +101,16 @@ class BlockRecord:
             created_at=r.get("created_at", str),
             updated_at=r.get("updated_at", str),
             refs=_refs(d.get("refs", [])),
+            seconds=_seconds(d.get("seconds")),
         )
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError("seconds must be a number of seconds, 0 or more")
+    return float(value)
 
 
 def _refs(value: Any) -> tuple[str, ...]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from mlp.plan.model import format_seconds
+
 from mlp.scaffold import scaffold
 
 from .conftest import ANSI, MLP, analysed, backend, mlp_env, record_state, run_mlp
@@ -100,14 +102,19 @@ def test_plan_json(applied_app: Path) -> None:
     (applied_app / "app.hcl").write_text((applied_app / "app.hcl").read_text().replace("epochs = 50", "epochs = 60"))
     doc = json.loads(ok(run_mlp("-C", applied_app, "plan", "--json")).stdout)
     assert doc["format_version"] == "1.0"
-    assert doc["summary"] == {"create": 0, "rebuild": 2, "reuse": 0, "update": 0, "destroy": 0,
-                              "text": "Plan: 0 to create, 2 to rebuild, 0 to reuse, 0 to update, 0 to destroy."}
+    estimate = doc["summary"].pop("estimated_seconds")
+    assert doc["summary"] == {"create": 0, "rebuild": 2, "reuse": 0, "update": 0, "destroy": 0, "may_skip": 0,
+                              "text": "Plan: 0 to create, 2 to rebuild, 0 to reuse, 0 to update, 0 to destroy.",
+                              "detail": f"Estimated time: {format_seconds(estimate)}."}
+    assert estimate > 0  # the model's and the api's last runs, from the state
     model = next(c for c in doc["changes"] if c["address"] == "model.price")
     assert (model["action"], model["reason"], model["details"]) == (
         "rebuild", "config_changed", ["training.epochs: 50 -> 60"])
     assert set(model) == {"address", "kind", "action", "reason", "details", "fingerprint_before",
-                          "fingerprint_after"}
-    assert json.loads(ok(run_mlp("-C", applied_app, "plan", "--format", "json")).stdout) == doc
+                          "fingerprint_after", "may_skip", "estimated_seconds"}
+    assert model["may_skip"] is False and model["estimated_seconds"] > 0
+    again = json.loads(ok(run_mlp("-C", applied_app, "plan", "--format", "json")).stdout)
+    assert again["changes"] == doc["changes"]
 
 
 def test_plan_json_on_error_is_json(app: Path) -> None:
