@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from mlp.plan.model import format_seconds
-
 from mlp.scaffold import scaffold
 
 from .conftest import ANSI, MLP, analysed, backend, mlp_env, record_state, run_mlp
