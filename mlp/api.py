@@ -139,6 +139,42 @@ def show(app_dir: Path) -> StateView:
     return StateView(checked.app.name, state.lineage, state.serial, tuple(rows), dict(state.outputs))
 
 
+@dataclass(frozen=True)
+class BlockView:
+    """What `mlp show ADDRESS` prints: one block's record, where its output and log are,
+    and, for an api, its endpoint."""
+
+    address: str
+    record: Mapping[str, Any]
+    in_app: bool
+    artifact: str | None
+    log: str | None
+    endpoint: Mapping[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dict(self.record), "in_app": self.in_app, "artifact": self.artifact, "log": self.log,
+                "endpoint": dict(self.endpoint) if self.endpoint else None}
+
+
+def show_block(app_dir: Path, address: str) -> BlockView:
+    """One block of the state; a UsageError with "did you mean" when the state has none."""
+    from mlp.config.values import did_you_mean
+
+    view = show(app_dir)
+    rows = {str(b["address"]): b for b in view.blocks}
+    checked, _ = check(app_dir)
+    assert checked is not None  # show() checked it
+    if address not in rows:
+        hint = did_you_mean(address, sorted(rows)) or "`mlp show` lists the blocks in the state."
+        raise UsageError(f"No block {address} in the state", "It has not been applied, or the address is wrong.",
+                         hint)
+    row = dict(rows[address])
+    in_app, artifact = bool(row.pop("in_app")), row.pop("artifact")
+    log = backend_for(checked).logs().path(address)
+    return BlockView(address, row, in_app, artifact, str(log) if log.exists() else None,
+                     view.outputs.get(address))
+
+
 def graph(app_dir: Path, fmt: str = "dot", out_file: Path | None = None) -> str | Path:
     """DOT text of the block graph; or an SVG/PNG written by Graphviz's `dot`."""
     import shutil

@@ -22,9 +22,19 @@ class Ctx:
     no_color: bool = False
 
 
+def _version(value: bool) -> None:
+    if value:
+        from mlp import __version__
+
+        sys.stdout.write(f"mlp {__version__}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(chdir: Path = typer.Option(Path("."), "-C", "--chdir", help="Run as if in DIR (the app folder)."),
-          no_color: bool = typer.Option(False, "--no-color", help="Turn colour off.")) -> None:
+          no_color: bool = typer.Option(False, "--no-color", help="Turn colour off."),
+          version: bool = typer.Option(False, "--version", help="Print mlp's version.", is_eager=True,
+                                       callback=_version)) -> None:
     Ctx.dir = chdir
     Ctx.no_color = no_color or Ctx.no_color
 
@@ -132,21 +142,37 @@ def plan(out_file: Optional[Path] = typer.Option(None, "--out", help="Save the p
 
 
 @app.command()
-def show(planfile: Optional[Path] = typer.Argument(None, help="A saved plan; without it, the state."),
+def show(what: Optional[str] = typer.Argument(None, metavar="[PLANFILE|ADDRESS]",
+                                           help="A saved plan, or a block address (model.dnn); none: the state."),
          json_out: bool = typer.Option(False, "--json"),
          verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    """Show a saved plan, or each block of the state."""
+    """Show a saved plan, one block, or each block of the state."""
     from mlp.plan.planfile import read_plan
 
     out = _out()
     with handle_errors(out, json_out=json_out):
-        if planfile is not None:
-            p = read_plan(planfile)
+        if what is not None and (Path(what).is_file() or not _looks_like_address(what)):
+            p = read_plan(Path(what))
             out.plan(p.to_json(), "json" if json_out else "text", verbose)
             return
         from mlp import api
 
-        out.state(api.show(Ctx.dir), json_out)
+        if what is None:
+            out.state(api.show(Ctx.dir), json_out)
+            return
+        view = api.show_block(Ctx.dir, what)
+        if json_out:
+            out.json(view.to_json())
+            return
+        from mlp.cli.views import render_block
+
+        for text, style in render_block(view):
+            out.line(text, style)
+
+
+def _looks_like_address(text: str) -> bool:
+    kind, dot, name = text.partition(".")
+    return bool(dot and name) and kind.isidentifier() and "/" not in text
 
 
 def _interactive() -> bool:
@@ -298,11 +324,26 @@ def predict(api_name: str = typer.Argument(..., metavar="API", help="The api, e.
         if (data is None) == (file is None):
             fail(out, "Give the instances with --data or --file", "Exactly one of them is needed.",
                  "e.g. mlp predict iris --data '{\"sepal_length\": 5.1, ...}'")
-        text = data if data is not None else file.read_text()  # type: ignore[union-attr]
+        text = data if data is not None else _read_instances(file)  # type: ignore[arg-type]
         status, body = api.predict(Ctx.dir, api_name, text)
         out.json(body)
         if status != 200:
             raise typer.Exit(1)
+
+
+def _read_instances(file: Path) -> str:
+    """The text of `predict --file`; a file that cannot be read is the user's to fix."""
+    from mlp.errors import UsageError, os_error_help
+
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as e:
+        detail, fix = os_error_help(e)
+        raise UsageError(f"Cannot read the instances file {file}", detail,
+                         f"{fix}, or pass the instances with --data") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"The instances file {file} is not UTF-8 text", f"{file}: byte {e.start}: {e.reason}",
+                         "Save it as UTF-8 JSON.") from None
 
 
 @state_app.command("unlock")

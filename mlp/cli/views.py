@@ -43,3 +43,31 @@ def render_state(view: Any) -> list[tuple[str, str]]:
             if b.get("artifact"):
                 out.append((f"      artifact: {b['artifact']}", "dim"))
     return out
+
+
+def render_block(view: Any) -> list[tuple[str, str]]:
+    """`mlp show ADDRESS`: one block's record, its output and where its log is."""
+    rec = view.to_json()
+    status = rec["status"] + ("" if rec["in_app"] else " (no longer in the app)")
+    out: list[tuple[str, str]] = [(f"{rec['address']}: {status}", "bold")]
+    rows = [("fingerprint", rec["fingerprint"]), ("built", rec["updated_at"]),
+            ("last run", f"{rec['seconds']:.1f}s" if rec.get("seconds") is not None else ""),
+            ("output", _value(rec)), ("artifact", rec.get("artifact") or ""), ("log", rec.get("log") or "")]
+    if rec.get("endpoint"):
+        rows.append(("endpoint", str(rec["endpoint"].get("url", ""))))
+    for key, value in sorted((rec.get("inputs") or {}).items()):
+        rows.append(("input", f"{key} {value[:12]}"))
+    for name, value in sorted((rec.get("settings") or {}).items()):
+        rows.append((f"setting {name}", _short(value)))
+    out += [(f"  {k:<18}{v}", "") for k, v in rows if v]
+    metrics = rec.get("metrics") or {}
+    for name in ("eval", "train"):
+        if isinstance(metrics.get(name), dict) and metrics[name]:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics[name].items()) if isinstance(v, (int, float)))
+            out.append((f"  {name + ' metrics':<18}{shown}", ""))
+    return out
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

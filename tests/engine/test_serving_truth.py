@@ -218,6 +218,20 @@ def test_a_taken_port_leaves_the_old_api_serving(app: Path) -> None:
     assert _served(app) == _model_fp(app)
 
 
+def test_show_one_block(app: Path) -> None:
+    proc = _cli(app, "show", "model.dnn")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "model.dnn: done"
+    assert any(ln.split() == ["fingerprint", _model_fp(app)] for ln in lines)
+    assert any(ln.strip().startswith("eval metrics") and "accuracy" in ln for ln in lines)
+    doc = json.loads(_cli(app, "show", "api.iris", "--json").stdout)
+    assert doc["endpoint"]["url"] == _endpoint(app)["url"] and doc["log"].endswith("api.iris.log")
+    missing = _cli(app, "show", "model.dnm")
+    assert missing.returncode == 1 and 'Did you mean "model.dnn"?' in missing.stderr
+    assert _cli(app, "--version").stdout.startswith("mlp ")
+
+
 def test_destroy_works_from_the_state_when_the_app_does_not_validate(app: Path) -> None:
     pid = _endpoint(app)["pid"]
     (app / "typo.hcl").write_text('raw_column "x" {\n  type = "FLAOT"\n}\n')
