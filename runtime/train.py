@@ -28,7 +28,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
@@ -95,6 +97,7 @@ class TrainSpec:
     balance: str
     data: str
     out_dir: str
+    tensorboard_dir: str | None = None  # where the epochs' scalars go as TensorBoard events
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TrainSpec:
@@ -104,7 +107,8 @@ class TrainSpec:
                        d["type"] == "classification", d.get("estimator"),
                        d.get("custom_path"), feats, _column(d["target"]),
                        dict(d.get("hparams") or {}), Training.from_json(d.get("training") or {}),
-                       str(d.get("balance") or "none"), str(d["data"]), str(d["out_dir"]))
+                       str(d.get("balance") or "none"), str(d["data"]), str(d["out_dir"]),
+                       str(d["tensorboard_dir"]) if d.get("tensorboard_dir") else None)
         except (KeyError, TypeError, ValueError) as e:
             raise TrainError(f"the training spec is invalid: {type(e).__name__}: {e}",
                              "the engine wrote a spec this trainer does not understand") from e
@@ -302,6 +306,8 @@ def _fit(spec: TrainSpec, model: Any, reader: tfdata.Reader, rows: tuple[int, in
                   "metrics": {k: v for k, v in logs.items() if k not in ("loss", "val_loss")}})
 
     callbacks: list[Any] = [Progress()]
+    if spec.tensorboard_dir and _has_tensorboard(emit):
+        callbacks.append(_tensorboard(spec.tensorboard_dir))
     if t.early_stopping > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=t.early_stopping, restore_best_weights=True))
@@ -311,6 +317,37 @@ def _fit(spec: TrainSpec, model: Any, reader: tfdata.Reader, rows: tuple[int, in
         model.fit(train, validation_data=evals, epochs=t.epochs, callbacks=callbacks,
                   verbose=0, shuffle=False)
     return history
+
+
+def _has_tensorboard(emit: Emit) -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        return True
+    emit({"event": "warning", "message": "no TensorBoard events are written: the tensorboard package is missing",
+          "fix": "pip install tensorboard"})
+    return False
+
+
+def _tensorboard(log_dir: str) -> Any:
+    """Each epoch's loss and metrics as TensorBoard scalars (`tensorboard --logdir`): a
+    writer of tf.summary events, lighter than Keras' callback (no graph, no profiler)."""
+    import keras
+    import tensorflow as tf
+
+    writers = {"train": tf.summary.create_file_writer(str(Path(log_dir) / "train")),
+               "validation": tf.summary.create_file_writer(str(Path(log_dir) / "validation"))}
+
+    class Events(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            for key, value in (logs or {}).items():
+                split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                with writers[split].as_default():
+                    tf.summary.scalar(f"epoch_{name}", float(value), step=epoch + 1)
+            for w in writers.values():
+                w.flush()
+
+    return Events()
 
 
 def _diverged(spec: TrainSpec, reader: tfdata.Reader, epoch: int, loss: float
@@ -525,7 +562,50 @@ def _event_stream() -> Any:
     return events
 
 
+# What TensorFlow's C++ side prints before and besides its logging is set up: INFO and
+# WARNING lines of absl (oneDNN notices, CPU feature notes) and absl's own preamble. They
+# say nothing about the user's model, so they stay out of the model's log.
+_NATIVE_NOISE = re.compile(rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+                           rb"|[IW]\d{4} [\d:. ]+\s+\d+ [\w./-]+:\d+\] )")
+
+
+def _quiet_native_logs() -> Callable[[], None]:
+    """Route fd 2 through a filter that drops `_NATIVE_NOISE`; returns the drain to call
+    before exiting, which flushes what is left."""
+    read_end, write_end = os.pipe()
+    real = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as src, os.fdopen(real, "wb", buffering=0) as dst:
+            for line in src:
+                if not _NATIVE_NOISE.match(line):
+                    dst.write(line)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def drain() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)  # the last writers of the pipe go: the pump sees its end
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        thread.join(timeout=5)
+    return drain
+
+
 def main(argv: list[str] | None = None) -> int:
+    drain = _quiet_native_logs()
+    try:
+        return _main(argv)
+    finally:
+        drain()
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     events = _event_stream()

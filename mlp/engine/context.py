@@ -47,6 +47,7 @@ class RunContext:
     cut: set[str] = field(default_factory=set)   # rebuilt, output identical to before
     failed: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _logged: set[str] = field(default_factory=set)  # blocks whose log got this run's header
 
     @property
     def store(self) -> ArtifactStore:
@@ -180,6 +181,21 @@ class RunContext:
         self.hooks.block(BlockEvent(str(addr), status, seconds, info, details))
         return rec
 
+    def _first_line(self, addr: str) -> bool:
+        with self._lock:
+            first = addr not in self._logged
+            self._logged.add(addr)
+        return first
+
+    def _header(self, addr: str) -> str:
+        """The line that opens a block's part of a run's log: when, and why it runs."""
+        try:
+            ch = self.change(Address.parse(addr))
+        except ValueError:
+            ch = None
+        why = f": {ch.action.value} ({ch.reason.value})" if ch is not None else ""
+        return f"\n=== mlp apply, {utc_now()}{why} ===\n"
+
     def _refs(self, artifact: str | None) -> tuple[str, ...]:
         """The table a column's artifact points at, when it is another artifact."""
         if artifact is None:
@@ -199,6 +215,8 @@ class RunContext:
         path = self.log_path(addr)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
+            if self._first_line(str(addr)):
+                fh.write(self._header(str(addr)))
             fh.write(f"{time.strftime('%H:%M:%S')} {line}\n")
         if echo:
             self.hooks.log(str(addr), line)

@@ -138,6 +138,7 @@ def _train(ctx: RunContext, addr: Address) -> None:
             "features": [column_spec(ctx, f) for f in cfg.features], "target": column_spec(ctx, cfg.target),
             "hparams": dict(settings["hparams"]), "training": dict(settings["training"]),
             "balance": cfg.balance, "data": str(data), "out_dir": str(tmp),
+            "tensorboard_dir": str(tensorboard_dir(ctx, addr)),
             # features a normalize or min_max_scale made: the guardrails never say to normalize them
             "scaled_features": sorted(f.name for f in cfg.features
                                       if getattr(ctx.cfg(f), "transformer", "") in ("normalize", "min_max_scale"))}
@@ -155,6 +156,12 @@ def _train(ctx: RunContext, addr: Address) -> None:
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics["eval"].items()) if isinstance(v, (int, float)))
     ctx.record(addr, key, metrics, None, seconds=time.monotonic() - start, info=shown,
                details=tuple(f"warning: {w.get('message')} Fix: {w.get('fix')}" for w in metrics["warnings"]))
+
+
+def tensorboard_dir(ctx: RunContext, addr: Address) -> Path:
+    """This run's TensorBoard events: `<logs>/tensorboard/<model>/<UTC time>/{train,validation}`,
+    so `tensorboard --logdir .mlp/logs/tensorboard` draws every run of every model."""
+    return ctx.log_path(addr).parent / "tensorboard" / str(addr) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
 def _code(ctx: RunContext, ref: Address | None) -> B.CustomCode:

@@ -115,6 +115,20 @@ def app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         pass
 
 
+def test_the_model_log_is_quiet_and_tensorboard_events_are_written(app: Path) -> None:
+    log = (app / ".mlp" / "logs" / "model.dnn.log").read_text()
+    assert log.lstrip().startswith("=== mlp apply, ") and ": create (new) ===" in log.splitlines()[1]
+    assert "absl::InitializeLog" not in log and "port.cc" not in log and "oneDNN" not in log
+    runs = sorted((app / ".mlp" / "logs" / "tensorboard" / "model.dnn").iterdir())
+    assert len(runs) == 1
+    import tensorflow as tf
+
+    tags = {split: {v.tag for f in (runs[0] / split).glob("events.out.tfevents.*")
+                    for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value}
+            for split in ("train", "validation")}
+    assert {"epoch_loss", "epoch_accuracy"} <= tags["train"] and "epoch_loss" in tags["validation"]
+
+
 def test_a_code_fix_kept_by_early_cutoff_is_served(app: Path) -> None:
     before_fp, before = _served(app), _predict(app)
     assert before["model"] == before_fp == _model_fp(app)
