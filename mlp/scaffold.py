@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlp.errors import UsageError
 
-EXAMPLES = ("basic", "iris")
+EXAMPLES = ("basic", "iris", "churn")
 
 
 def scaffold(target: Path, example: str | None, force: bool = False) -> list[Path]:

@@ -346,6 +346,28 @@ def _read_instances(file: Path) -> str:
                          "Save it as UTF-8 JSON.") from None
 
 
+@app.command()
+def builtins(name: Optional[str] = typer.Argument(None, help="One built-in, e.g. normalize.")) -> None:
+    """The built-in aggregators, transformers and estimators: inputs, args, types, examples."""
+    from mlp.builtins import reference
+
+    out = _out()
+    with handle_errors(out):
+        if name is None:
+            lines = reference.overview_lines()
+        else:
+            specs = reference.lookup(name)
+            if not specs:
+                from mlp.config.values import did_you_mean
+                from mlp.errors import UsageError
+
+                raise UsageError(f"No built-in named {name!r}", "`mlp builtins` lists them all.",
+                                 did_you_mean(name, reference.names()))
+            lines = [ln for i, spec in enumerate(specs) for ln in ([""] if i else []) + reference.entry_lines(spec)]
+        for line in lines:
+            out.line(line)
+
+
 @state_app.command("unlock")
 def state_unlock(lock_id: str = typer.Argument(..., help="The id the lock error printed.")) -> None:
     """Release a lock left by a command that died."""

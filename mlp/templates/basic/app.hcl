@@ -1,5 +1,6 @@
 # An mlp app: a source, its columns, a model and an API. `mlp plan` shows what
-# `mlp apply` would build; see the README for the block reference.
+# `mlp apply` would build. Every block and attribute is described in docs/language.md of
+# mlp's repository; `mlp builtins` lists the aggregators, transformers and estimators.
 
 provider "local" {}
 
