@@ -15,6 +15,8 @@ from mlp.coltypes import ColumnType
 from mlp.diagnostics import SourcePos
 from mlp.graph.address import Address, Kind
 
+MAX_BODY_BYTES = 4 * 1024 * 1024  # the API's default request body limit
+
 
 @dataclass(frozen=True)
 class BlockConfig:
@@ -81,6 +83,12 @@ class RawColumn(BlockConfig):
 
     def settings(self) -> dict[str, Any]:
         return {"column": self.column, **self.checks()}
+
+    @property
+    def api_field(self) -> str:
+        """The prediction request's field for this column: an instance of a block with for_each
+        is its `column` (`feature["alcohol"]` is `alcohol`); a block is its name, as it always was."""
+        return self.column if self.address.key is not None else self.name
 
 
 @dataclass(frozen=True)
@@ -153,8 +161,11 @@ class Model(BlockConfig):
 @dataclass(frozen=True)
 class Api(BlockConfig):
     model: Address | None = None
-    replicas: int = 1
+    replicas: Any = 1                 # a number, or {"min": n, "max": m} for an autoscaler
     port: int | None = None
+    promote: str = "if_not_worse"     # or "always": the rollout gate (mlp.engine.gate)
+    tolerance: float = 0.02
+    max_body_bytes: int = MAX_BODY_BYTES
 
     def deps(self) -> tuple[Address, ...]:
         return (self.model,) if self.model else ()
@@ -163,7 +174,12 @@ class Api(BlockConfig):
         return {"model": str(self.model)}
 
     def extra(self) -> dict[str, Any]:
-        return {"replicas": self.replicas, "port": self.port}
+        out: dict[str, Any] = {"replicas": self.replicas, "port": self.port}
+        if (self.promote, self.tolerance) != ("if_not_worse", 0.02):  # older states have neither
+            out.update(promote=self.promote, tolerance=self.tolerance)
+        if self.max_body_bytes != MAX_BODY_BYTES:
+            out["max_body_bytes"] = self.max_body_bytes
+        return out
 
 
 @dataclass(frozen=True)

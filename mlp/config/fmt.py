@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlp.config.hcl import parse_text
-from mlp.config.loader import app_files
+from mlp.config.hcl import MAX_FILE_BYTES, ParsedFile, Problem, ProblemKind, decode_source, parse_text, unreadable
+from mlp.config.loader import app_files, problem_summary
 from mlp.diagnostics import Diagnostics
 
 _ATTR = re.compile(r"^([A-Za-z_][\w-]*)\s*=(?!=)\s*(.*)$")
@@ -31,9 +31,13 @@ class _Line:
 
 def _scan(line: str, in_comment: bool = False) -> tuple[int, bool, bool]:
     """Net bracket depth change of a line, ignoring strings and comments; whether the line
-    starts with a closing bracket; and whether a /* comment is still open at its end."""
+    starts with a closing bracket; and whether a /* comment is still open at its end.
+
+    Inside a string, `${ ... }` (and `%{ ... }`) is code again, with strings of its own: its
+    brackets are balanced inside the string and do not count.
+    """
     delta = 0
-    in_str = False
+    stack: list[int] = []  # -1: in a string; n >= 0: in an interpolation, n braces deep
     i = 0
     while i < len(line):
         c = line[i]
@@ -43,14 +47,13 @@ def _scan(line: str, in_comment: bool = False) -> tuple[int, bool, bool]:
                 return delta, False, True
             in_comment, i = False, end + 2
             continue
-        if in_str:
-            if c == "\\":
-                i += 2
-                continue
-            if c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
+        if stack and stack[-1] == -1:
+            i = _in_string(line, i, stack)
+            continue
+        if c == '"':
+            stack.append(-1)
+        elif stack:
+            _in_interpolation(c, stack)
         elif c == "#" or line.startswith("//", i):
             break
         elif line.startswith("/*", i):
@@ -62,6 +65,30 @@ def _scan(line: str, in_comment: bool = False) -> tuple[int, bool, bool]:
             delta -= 1
         i += 1
     return delta, line[:1] in ("}", "]", ")"), in_comment
+
+
+def _in_string(line: str, i: int, stack: list[int]) -> int:
+    """One step inside a string at `i`; returns where the next step starts."""
+    if line[i] == "\\":
+        return i + 2
+    if line.startswith(("$${", "%%{"), i):
+        return i + 3
+    if line.startswith(("${", "%{"), i):
+        stack.append(0)
+        return i + 2
+    if line[i] == '"':
+        stack.pop()
+    return i + 1
+
+
+def _in_interpolation(c: str, stack: list[int]) -> None:
+    if c == "{":
+        stack[-1] += 1
+    elif c == "}":
+        if stack[-1] == 0:
+            stack.pop()
+        else:
+            stack[-1] -= 1
 
 
 def format_text(text: str) -> str:
@@ -134,11 +161,11 @@ def format_app(app_dir: Path, write: bool = True) -> tuple[list[Path], Diagnosti
     diags = Diagnostics()
     changed = []
     for path in app_files(app_dir):
-        text = path.read_text()
-        parsed = parse_text(text, path.name)
-        if parsed.syntax_error:
-            diags.error("Invalid HCL syntax: " + parsed.syntax_error[0], parsed.syntax_error[1],
-                        "Files with syntax errors are not formatted.")
+        parsed, text = _read(path)
+        if parsed.syntax_error or text is None:
+            problem = parsed.syntax_error
+            if problem is not None:
+                diags.error(problem_summary(problem), problem.pos, _not_formatted(problem))
             continue
         new = format_text(text)
         if new != text:
@@ -146,3 +173,23 @@ def format_app(app_dir: Path, write: bool = True) -> tuple[list[Path], Diagnosti
             if write:
                 path.write_text(new)
     return changed, diags
+
+
+def _read(path: Path) -> tuple[ParsedFile, str | None]:
+    """A file's parse and its text; no text when it is not a readable UTF-8 text file."""
+    from mlp.safeio import read_regular
+
+    try:
+        data = read_regular(path, MAX_FILE_BYTES)
+    except OSError as e:
+        return unreadable(path.name, f"{e}."), None
+    text = decode_source(data, path.name)
+    if not isinstance(text, str):
+        return ParsedFile(path.name, (), (), (), text), None
+    return parse_text(text, path.name), text
+
+
+def _not_formatted(problem: Problem) -> str:
+    if problem.kind is ProblemKind.SYNTAX:
+        return "Files with syntax errors are not formatted."
+    return f"{problem.detail} It is not formatted."

@@ -1,37 +1,42 @@
 """Load an app folder: every `*.hcl` file, merged, into an `App` of typed blocks.
 
-Problems are collected into `Diagnostics`, never raised: one run reports them all.
+The steps: parse the files; read the variables, then the `locals`; expand each block with
+`for_each` into one instance per key, `each` set (`mlp.config.expand`); then read every block
+or instance against its schema and turn its references into addresses, splats flattened. Problems are collected into `Diagnostics`,
+never raised: one run reports them all.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from mlp.coltypes import ColumnType
 from mlp.config import blocks as B
-from mlp.config.hcl import Attr, Block, ParsedFile, Ref, parse_file
+from mlp.config.expand import Declared, Instance, expand, labels_ok, locals_of, unique_names
+from mlp.config.expand import suggest_name as _suggest_name  # noqa: F401 - tests use it from here
+from mlp.config.hcl import Attr, Block, ParsedFile, Problem, ProblemKind, Ref
+from mlp.config.parsecache import parse_file
 from mlp.config.schema import BACKENDS, BLOCKS, PROVIDERS, Schema
-from mlp.config.values import coerce, did_you_mean, parse_var_override, substitute_vars
-from mlp.diagnostics import Diagnostics, SourcePos
-from mlp.graph.address import NAME_RE, Address, Kind
+from mlp.config.values import UNSET, Scope, coerce, did_you_mean, parse_var_override, try_evaluate
+from mlp.diagnostics import Diagnostic, Diagnostics, SourcePos
+from mlp.graph.address import Address, Kind, quote_key
 
 SINGLETONS = ("provider", "backend", "app")
 
 
 @dataclass(frozen=True)
 class Resolved:
-    """A block's attributes after variable substitution and type checks."""
+    """A block's (or an instance's) attributes after evaluation and type checks."""
 
     block: Block
     values: dict[str, Any]
     nested: dict[str, dict[str, Any]]
     attr_pos: dict[str, SourcePos]
-
-    @property
-    def context(self) -> str:
-        return f'in {self.block.kind} "{self.block.labels[0]}"' if self.block.labels else ""
+    context: str = ""
+    address: Address | None = None
 
 
 def app_files(app_dir: Path) -> list[Path]:
@@ -43,21 +48,48 @@ def parse_app(app_dir: Path, cache_dir: Path | None, diags: Diagnostics) -> list
     if not files:
         diags.error(f"No .hcl files in {app_dir}", SourcePos(str(app_dir)),
                     "An app is a folder of *.hcl files.", "Run `mlp init` to scaffold one, or pass -C DIR.")
+    _report_special_hcl(app_dir, diags)
     parsed = [parse_file(p, p.name, cache_dir) for p in files]
     for pf in parsed:
-        if pf.syntax_error:
-            msg, pos = pf.syntax_error
-            diags.error(f"Invalid HCL syntax: {msg}", pos, "The file could not be parsed.",
-                        "Check the brackets, quotes and `=` signs near this position.")
-        for msg, pos in pf.problems:
-            detail = ("Each attribute is set once in a block." if "set twice" in msg else
-                      "HCL ends every argument and block with a newline." if "line of its own" in msg
-                      else "mlp accepts literals, lists, maps and references (KIND.NAME, var.NAME).")
-            diags.error(msg[0].upper() + msg[1:], pos, detail)
+        for problem in ((pf.syntax_error,) if pf.syntax_error else ()) + pf.problems:
+            diags.error(problem_summary(problem), problem.pos, problem.detail, _PROBLEM_HINTS[problem.kind])
         for attr in pf.top_attrs:
             diags.error(f'Unexpected attribute "{attr.name}" at the top level', attr.pos,
                         "Attributes belong inside a block.")
     return parsed
+
+
+def problem_summary(problem: Problem) -> str:
+    """The summary line of a parser problem: syntax errors say so; the others are their message."""
+    if problem.kind is ProblemKind.SYNTAX:
+        return f"Invalid HCL syntax: {problem.message}"
+    return problem.message[:1].upper() + problem.message[1:]
+
+
+_PROBLEM_HINTS: dict[ProblemKind, str] = {
+    ProblemKind.NOT_TEXT: "Remove the file from the app folder, or rename it so that its name does not end in .hcl.",
+    ProblemKind.NOT_UTF8: "Save the file as UTF-8.",
+    ProblemKind.UNREADABLE: "Make it a readable regular file, or remove it from the app folder.",
+    ProblemKind.SYNTAX: "Check the brackets, quotes and `=` signs near this position.",
+    ProblemKind.TOO_DEEP: "Flatten the value or the blocks: no app needs this much nesting.",
+    ProblemKind.SET_TWICE: "Remove one of them.",
+    ProblemKind.SAME_LINE: "Start it on a new line.",
+    ProblemKind.UNSUPPORTED: "",
+    ProblemKind.NUMBER: "Use a smaller number.",
+    ProblemKind.ESCAPE: "Write a backslash as \\\\.",
+}
+
+
+def _report_special_hcl(app_dir: Path, diags: Diagnostics) -> None:
+    """A *.hcl that is a FIFO, a device or a socket is not read (that could block), but it is reported."""
+    from mlp.safeio import special_kind
+
+    for path in sorted(app_dir.glob("*.hcl")):
+        what = special_kind(path)
+        if what is not None:
+            diags.error(f"Cannot read {path.name}", SourcePos(path.name),
+                        f"It is {what}, not a regular file: mlp does not read it, since that could block.",
+                        _PROBLEM_HINTS[ProblemKind.UNREADABLE])
 
 
 def load_app(app_dir: Path, var_overrides: Mapping[str, str] | None = None,
@@ -66,28 +98,16 @@ def load_app(app_dir: Path, var_overrides: Mapping[str, str] | None = None,
     parsed = parse_app(app_dir, cache_dir, diags)
     all_blocks = [b for pf in parsed for b in pf.blocks]
     variables = _variables(all_blocks, var_overrides or {}, diags)
+    scope = Scope(variables, locals_of(all_blocks, variables, diags))
     app_name = _app_name(all_blocks, app_dir, diags)
-    provider = _singleton(all_blocks, "provider", PROVIDERS, variables, diags)
-    backend = _singleton(all_blocks, "backend", BACKENDS, variables, diags)
+    provider = _singleton(all_blocks, "provider", PROVIDERS, scope, diags)
+    backend = _singleton(all_blocks, "backend", BACKENDS, scope, diags)
+    instances, declared = expand(all_blocks, scope, diags)
     built: dict[Address, B.BlockConfig] = {}
-    for blk in all_blocks:
-        if blk.kind in ("variable", "app", "provider", "backend"):
-            continue
-        if blk.kind not in BLOCKS:
-            kinds = sorted(BLOCKS) + ["provider", "backend"]
-            diags.error(f'Unknown block kind "{blk.kind}"', blk.pos,
-                        "Block kinds are: " + ", ".join(kinds) + ".", did_you_mean(blk.kind, kinds))
-            continue
-        cfg = _block(blk, variables, diags)
-        if cfg is None:
-            continue
-        if cfg.address in built:
-            first = built[cfg.address].pos
-            diags.error(f'Duplicate {blk.kind} "{cfg.name}"', blk.pos,
-                        f"A {blk.kind} with this name is already declared at {first}.",
-                        "Rename one of them: names are unique per kind.")
-            continue
-        built[cfg.address] = cfg
+    for inst in unique_names(instances, diags):
+        cfg = _block(inst, declared, diags)
+        if cfg is not None:
+            built[cfg.address] = cfg
     if provider is None and not diags.has_errors():
         diags.error("No provider block", SourcePos(parsed[0].file if parsed else str(app_dir)),
                     "An app needs exactly one provider block.",
@@ -100,8 +120,9 @@ def load_app(app_dir: Path, var_overrides: Mapping[str, str] | None = None,
             if backend else B.BackendConfig("local", None, {"path": ".mlp"}))
     built = _default_sources(built)
     _check_column_names(built, diags)
+    _check_api_fields(built, diags)
     app = B.App(app_name, app_dir, built, variables, prov, back, tuple(pf.file for pf in parsed))
-    _check_refs(app, diags)
+    _check_refs(app, declared, diags)
     # Unknown references are reported, but the app is returned so that the graph and
     # type checks can report their problems in the same run.
     return app, diags
@@ -113,7 +134,7 @@ def _variables(blocks: list[Block], overrides: Mapping[str, str], diags: Diagnos
     for blk in blocks:
         if blk.kind != "variable":
             continue
-        if not _labels_ok(blk, 1, diags):
+        if not labels_ok(blk, 1, diags):
             continue
         name = blk.labels[0]
         if name in seen:
@@ -121,7 +142,7 @@ def _variables(blocks: list[Block], overrides: Mapping[str, str], diags: Diagnos
                         f"It is already declared at {seen[name]}.", "Remove or rename one of them.")
             continue
         seen[name] = blk.pos
-        res = _resolve(blk, BLOCKS["variable"], {}, diags)
+        res = _resolve(blk, BLOCKS["variable"], Scope({}), diags)
         if res is None:
             continue
         if name in overrides:
@@ -129,6 +150,7 @@ def _variables(blocks: list[Block], overrides: Mapping[str, str], diags: Diagnos
         elif "default" in blk.attrs:
             out[name] = res.values.get("default")
         else:
+            out[name] = UNSET  # reported here, once; its uses resolve to nothing
             diags.error(f'No value for variable "{name}"', blk.pos,
                         "The variable has no default and was not set on the command line.",
                         f"Pass --var {name}=VALUE or add a default.", f'in variable "{name}"')
@@ -144,19 +166,19 @@ def _app_name(blocks: list[Block], app_dir: Path, diags: Diagnostics) -> str:
     for extra in apps[1:]:
         diags.error("More than one app block", extra.pos,
                     f"The app is already named at {apps[0].pos}.", "Keep one app block.")
-    if apps and _labels_ok(apps[0], 1, diags):
+    if apps and labels_ok(apps[0], 1, diags):
         return apps[0].labels[0]
     return app_dir.resolve().name
 
 
 def _singleton(blocks: list[Block], kind: str, schemas: dict[str, Schema],
-               variables: Mapping[str, Any], diags: Diagnostics) -> Resolved | None:
+               scope: Scope, diags: Diagnostics) -> Resolved | None:
     found = [b for b in blocks if b.kind == kind]
     for extra in found[1:]:
         diags.error(f"More than one {kind} block", extra.pos,
                     f"An app has exactly one {kind} block; the first is at {found[0].pos}.",
                     f"Remove all but one {kind} block.")
-    if not found or not _labels_ok(found[0], 1, diags):
+    if not found or not labels_ok(found[0], 1, diags):
         return None
     blk = found[0]
     schema = schemas.get(blk.labels[0])
@@ -166,22 +188,13 @@ def _singleton(blocks: list[Block], kind: str, schemas: dict[str, Schema],
                     f"Known {kind}s: " + ", ".join(names) + ".",
                     did_you_mean(blk.labels[0], names), f'in {kind} "{blk.labels[0]}"')
         return None
-    return _resolve(blk, schema, variables, diags)
+    return _resolve(blk, schema, scope, diags)
 
 
-def _labels_ok(blk: Block, n: int, diags: Diagnostics) -> bool:
-    if len(blk.labels) != n:
-        diags.error(f'A {blk.kind} block needs {n} label{"s" if n != 1 else ""}', blk.pos,
-                    f"Found {len(blk.labels)}.", f'Write: {blk.kind} "NAME" {{ ... }}')
-        return False
-    return True
-
-
-def _resolve(blk: Block, schema: Schema, variables: Mapping[str, Any],
-             diags: Diagnostics) -> Resolved | None:
-    ctx = f'in {blk.kind} "{blk.labels[0]}"' if blk.labels else f"in {blk.kind}"
-    ok = True
-    values, attr_pos = _attrs(blk.attrs, schema, variables, diags, ctx, "", blk.pos)
+def _resolve(blk: Block, schema: Schema, scope: Scope, diags: Diagnostics,
+             address: Address | None = None) -> Resolved | None:
+    ctx = address.context if address else f'in {blk.kind} "{blk.labels[0]}"' if blk.labels else f"in {blk.kind}"
+    values, attr_pos = _attrs(blk.attrs, schema, scope, diags, ctx, "", blk.pos)
     ok = values is not None
     nested: dict[str, dict[str, Any]] = {}
     for sub in blk.blocks:
@@ -197,7 +210,7 @@ def _resolve(blk: Block, schema: Schema, variables: Mapping[str, Any],
             diags.error(f'Duplicate "{sub.kind}" block', sub.pos, "It may appear once.", "", ctx)
             ok = False
             continue
-        sv, sp = _attrs(sub.attrs, sub_schema, variables, diags, ctx, sub.kind + ".", sub.pos)
+        sv, sp = _attrs(sub.attrs, sub_schema, scope, diags, ctx, sub.kind + ".", sub.pos)
         if sv is None:
             ok = False
             continue
@@ -208,10 +221,10 @@ def _resolve(blk: Block, schema: Schema, variables: Mapping[str, Any],
         nested.setdefault(name, {k: f.default for k, f in sub_schema.attrs.items() if f.default is not None})
     if not ok or values is None:
         return None
-    return Resolved(blk, values, nested, attr_pos)
+    return Resolved(blk, values, nested, attr_pos, ctx, address)
 
 
-def _attrs(attrs: Mapping[str, Attr], schema: Schema, variables: Mapping[str, Any], diags: Diagnostics,
+def _attrs(attrs: Mapping[str, Attr], schema: Schema, scope: Scope, diags: Diagnostics,
            ctx: str, prefix: str, block_pos: SourcePos) -> tuple[dict[str, Any] | None, dict[str, SourcePos]]:
     values: dict[str, Any] = {}
     pos: dict[str, SourcePos] = {}
@@ -227,9 +240,9 @@ def _attrs(attrs: Mapping[str, Attr], schema: Schema, variables: Mapping[str, An
                         "Accepted here: " + ", ".join(known) + ".", hint, ctx)
             ok = False
             continue
-        value = substitute_vars(attr.value, variables, attr.pos, diags, ctx)
+        done, value = try_evaluate(attr.value, scope, attr.pos, diags, ctx)
         good, value = coerce(prefix + name, f, value, attr.pos, diags, ctx)
-        ok &= good
+        ok &= good and done
         values[name] = value
         pos[prefix + name] = attr.pos
     for name, f in schema.attrs.items():
@@ -245,59 +258,109 @@ def _attrs(attrs: Mapping[str, Attr], schema: Schema, variables: Mapping[str, An
 
 
 def _ref_address(ref: Ref) -> Address | str:
-    """Turn a Ref into an Address, or an error message."""
+    """Turn a Ref (its index evaluated to a key) into an Address, or an error message."""
     if len(ref.parts) != 2:
         return f'"{ref}" is not a reference of the form KIND.NAME'
     try:
-        return Address.parse(str(ref))
+        addr = Address.parse(".".join(ref.parts))
     except ValueError as e:
         return str(e)
+    if isinstance(ref.index, str):
+        return Address.instance(addr.kind, addr.name, ref.index)
+    return addr
 
 
-def _block(blk: Block, variables: Mapping[str, Any], diags: Diagnostics) -> B.BlockConfig | None:
-    if not _labels_ok(blk, 1, diags):
-        return None
-    name = blk.labels[0]
-    if not NAME_RE.match(name):
-        diags.error(f'Invalid name "{name}"', blk.pos,
-                    "Names start with a lowercase letter and use a-z, 0-9 and _.",
-                    f'Rename it, e.g. "{_suggest_name(name)}".', f'in {blk.kind} "{name}"')
-        return None
-    res = _resolve(blk, BLOCKS[blk.kind], variables, diags)
-    if res is None:
-        return None
-    refs = _RefConverter(res, diags)
-    builder = _BUILDERS[blk.kind]
-    cfg = builder(res, refs)
-    return None if refs.failed else cfg
+def _block(inst: Instance, declared: Declared, diags: Diagnostics) -> B.BlockConfig | None:
+    """The typed block of one block or instance. The instances of a block share its text, so a
+    problem they all have is reported once."""
+    mine = Diagnostics() if inst.address.key is not None else diags
+    res = _resolve(inst.block, BLOCKS[inst.block.kind], inst.scope, mine, inst.address)
+    cfg = None
+    if res is not None:
+        refs = _RefConverter(res, declared, mine)
+        built = _BUILDERS[inst.block.kind](res, refs)
+        cfg = None if refs.failed else built
+    if mine is not diags:
+        _add_new(diags, mine.items)
+    return cfg
 
 
-def _suggest_name(name: str) -> str:
-    out = "".join(c if c.isalnum() else "_" for c in name.lower())
-    return out if out and out[0].isalpha() else "x_" + out
+def _add_new(diags: Diagnostics, found: list[Diagnostic]) -> None:
+    said = {(d.summary, d.pos, d.detail, d.hint) for d in diags.items}
+    for d in found:
+        if (d.summary, d.pos, d.detail, d.hint) not in said:
+            diags.items.append(d)
+            said.add((d.summary, d.pos, d.detail, d.hint))
 
 
 class _RefConverter:
-    def __init__(self, res: Resolved, diags: Diagnostics) -> None:
-        self.res, self.diags, self.failed = res, diags, False
+    """References of one block to addresses; `failed` once one is wrong (each is reported)."""
+
+    def __init__(self, res: Resolved, declared: Declared, diags: Diagnostics) -> None:
+        self.res, self.declared, self.diags, self.failed = res, declared, diags, False
+
+    def error(self, summary: str, attr: str, detail: str, hint: str = "") -> None:
+        self.diags.error(summary, self.res.attr_pos.get(attr, self.res.block.pos), detail, hint, self.res.context)
+        self.failed = True
 
     def one(self, attr: str, value: Any, kinds: tuple[str, ...]) -> Address | None:
         if value is None:
             return None
-        pos = self.res.attr_pos.get(attr, self.res.block.pos)
+        if isinstance(value, Ref) and value.splat:
+            self.error(f'"{attr}" takes one reference', attr, f"{value} is the list of every instance of "
+                       f"{Ref(value.parts)}.", f'Refer to one instance: {Ref(value.parts)}["KEY"].')
+            return None
         addr = _ref_address(value)
         if isinstance(addr, str):
-            self.diags.error(f'Invalid reference in "{attr}"', pos, addr, "", self.res.context)
-            self.failed = True
+            self.error(f'Invalid reference in "{attr}"', attr, addr)
             return None
-        if kinds and addr.kind.value not in kinds:
-            art = "an" if addr.kind.value[0] in "aeiou" else "a"
-            self.diags.error(f'"{attr}" cannot refer to {art} {addr.kind.value}', pos,
-                             f'{value} is {art} {addr.kind.value}; "{attr}" takes ' +
-                             " or ".join(kinds) + " blocks.", "", self.res.context)
-            self.failed = True
-            return None
-        return addr
+        return addr if self.kind_ok(attr, addr, value, kinds) else None
+
+    def many(self, attr: str, value: Any, kinds: tuple[str, ...]) -> tuple[Address, ...]:
+        """A list of references and splats, flattened: a splat is every instance, in key order."""
+        out: list[Address] = []
+        for ref in [value] if isinstance(value, Ref) else list(value or []):
+            if isinstance(ref, Ref) and ref.splat:
+                out.extend(self.splat(attr, ref, kinds))
+            elif (a := self.one(attr, ref, kinds)) is not None:
+                out.append(a)
+        for a in sorted({a for a in out if out.count(a) > 1}):
+            self.error(f'"{attr}" lists {a} twice', attr, "Each column is one input of the model.",
+                       f"Remove the repeat (a splat {a.kind.value}.{a.block}[*] already lists every instance)."
+                       if a.key is not None else "Remove the repeat.")
+        return tuple(out)
+
+    def splat(self, attr: str, ref: Ref, kinds: tuple[str, ...]) -> list[Address]:
+        block = _ref_address(Ref(ref.parts))
+        if isinstance(block, str):
+            self.error(f'Invalid reference in "{attr}"', attr, block)
+            return []
+        if not self.kind_ok(attr, block, ref, kinds) or (block.kind, block.name) in self.declared.broken:
+            return []
+        if (block.kind, block.name) not in self.declared.keys:
+            hint = did_you_mean(block.name, self.declared.names(block.kind))
+            self.error(f'Unknown reference "{ref}"', attr, f'No {block.kind.value} named "{block.name}" is declared.',
+                       hint.replace('"', f'"{block.kind.value}.', 1).replace('"?', '[*]"?') if hint else "")
+            return []
+        keys = self.declared.keys[(block.kind, block.name)]
+        if keys is None:
+            self.error(f'"{ref}" is a splat of a block without for_each', attr,
+                       f"{block.described} has no for_each, so it has no instances: [*] lists the instances "
+                       "of a block with for_each.", f"Write {block}.")
+            return []
+        return [Address.instance(block.kind, block.name, k) for k in keys]
+
+    def kind_ok(self, attr: str, addr: Address, value: Any, kinds: tuple[str, ...]) -> bool:
+        if not kinds or addr.kind.value in kinds:
+            return True
+        art = "an" if addr.kind.value[0] in "aeiou" else "a"
+        self.error(f'"{attr}" cannot refer to {art} {addr.kind.value}', attr,
+                   f'{value} is {art} {addr.kind.value}; "{attr}" takes ' + " or ".join(kinds) + " blocks.")
+        return False
+
+
+def _address(res: Resolved) -> Address:
+    return res.address or Address.of(Kind(res.block.kind), res.block.labels[0])
 
 
 def _impl(res: Resolved, refs: _RefConverter, attr: str, kind: str) -> tuple[str, Address | None]:
@@ -309,18 +372,18 @@ def _impl(res: Resolved, refs: _RefConverter, attr: str, kind: str) -> tuple[str
 
 def _build_source(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
     v = res.values
-    return B.Source(Address.of(Kind.SOURCE, res.block.labels[0]), res.block.pos, res.attr_pos,
+    return B.Source(_address(res), res.block.pos, res.attr_pos,
                     format=v["format"], path=v["path"], header=v["header"], delimiter=v["delimiter"],
                     sample=v["sample"], missing=v["missing"], invalid=v["invalid"])
 
 
 def _build_raw(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
     v = res.values
-    name = res.block.labels[0]
+    addr = _address(res)
     values = v.get("values")
-    return B.RawColumn(Address.of(Kind.RAW_COLUMN, name), res.block.pos, res.attr_pos,
+    return B.RawColumn(addr, res.block.pos, res.attr_pos,
                        source=refs.one("source", v.get("source"), ("source",)),
-                       column=v.get("column") or name, type=ColumnType(v["type"]),
+                       column=v.get("column") or addr.key or addr.name, type=ColumnType(v["type"]),
                        required=v["required"], min=v.get("min"), max=v.get("max"),
                        values=tuple(values) if values is not None else None)
 
@@ -337,7 +400,7 @@ def _build_aggregate(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
         a = refs.one("inputs", ref, ("raw_column", "transformed_column"))
         if a:
             inputs[slot] = a
-    return B.Aggregate(Address.of(Kind.AGGREGATE, res.block.labels[0]), res.block.pos, res.attr_pos,
+    return B.Aggregate(_address(res), res.block.pos, res.attr_pos,
                        aggregator=name, custom=custom, inputs=inputs, args=dict(v.get("args") or {}))
 
 
@@ -346,8 +409,7 @@ def _build_transformed(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
     name, custom = _impl(res, refs, "transformer", "transformer")
     inputs = {slot: a for slot, ref in (v.get("inputs") or {}).items()
               if (a := refs.one("inputs", ref, ("raw_column", "transformed_column", "aggregate")))}
-    return B.TransformedColumn(Address.of(Kind.TRANSFORMED_COLUMN, res.block.labels[0]), res.block.pos,
-                               res.attr_pos, transformer=name, custom=custom, inputs=inputs,
+    return B.TransformedColumn(_address(res), res.block.pos, res.attr_pos, transformer=name, custom=custom, inputs=inputs,
                                args=dict(v.get("args") or {}),
                                model=refs.one("model", v.get("model"), ("model",)))
 
@@ -355,9 +417,8 @@ def _build_transformed(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
 def _build_model(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
     v = res.values
     name, custom = _impl(res, refs, "estimator", "estimator")
-    features = tuple(a for r in v.get("features") or []
-                     if (a := refs.one("features", r, ("raw_column", "transformed_column"))))
-    return B.Model(Address.of(Kind.MODEL, res.block.labels[0]), res.block.pos, res.attr_pos,
+    features = refs.many("features", v.get("features"), ("raw_column", "transformed_column"))
+    return B.Model(_address(res), res.block.pos, res.attr_pos,
                    type=v["type"], estimator=name, custom=custom,
                    target=refs.one("target", v.get("target"), ("raw_column", "transformed_column")),
                    features=features, hparams=dict(v.get("hparams") or {}),
@@ -368,16 +429,16 @@ def _build_model(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
 
 def _build_api(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
     v = res.values
-    return B.Api(Address.of(Kind.API, res.block.labels[0]), res.block.pos, res.attr_pos,
+    return B.Api(_address(res), res.block.pos, res.attr_pos,
                  model=refs.one("model", v.get("model"), ("model",)), replicas=v["replicas"],
-                 port=v.get("port"))
+                 port=v.get("port"), promote=v["promote"], tolerance=v["tolerance"],
+                 max_body_bytes=v["max_body_bytes"])
 
 
 def _build_code(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
     v = res.values
-    kind = Kind(res.block.kind)
     ot = v.get("output_type")
-    return B.CustomCode(Address.of(kind, res.block.labels[0]), res.block.pos, res.attr_pos,
+    return B.CustomCode(_address(res), res.block.pos, res.attr_pos,
                         path=v["path"], output_type=ColumnType(ot) if ot else None,
                         categorical=bool(v.get("categorical", False)))
 
@@ -404,32 +465,71 @@ def _check_column_names(built: Mapping[Address, B.BlockConfig], diags: Diagnosti
     for a, c in sorted(built.items()):
         if a.kind is Kind.TRANSFORMED_COLUMN and a.name in raw:
             diags.error(f'Column name "{a.name}" is used twice', c.pos,
-                        f'raw_column "{a.name}" ({raw[a.name].pos}) and transformed_column "{a.name}" '
-                        "would be the same column of the table.", "Rename the transformed column.",
-                        f'in transformed_column "{a.name}"')
+                        f"{raw[a.name].address.described} ({raw[a.name].pos}) and {a.described} "
+                        "would be the same column of the table.", "Rename the transformed column.", a.context)
 
 
-def _check_refs(app: B.App, diags: Diagnostics) -> None:
-    """Every reference names a declared block; raw columns find their source."""
-    names: dict[Kind, list[str]] = {}
-    for a in app.blocks:
-        names.setdefault(a.kind, []).append(a.name)
-    sources = sorted(names.get(Kind.SOURCE, []))
+def _check_api_fields(built: Mapping[Address, B.BlockConfig], diags: Diagnostics) -> None:
+    """Raw columns that would take the same field of a prediction request read the same column."""
+    first: dict[str, B.RawColumn] = {}
+    for a, c in sorted(built.items()):
+        if not isinstance(c, B.RawColumn):
+            continue
+        other = first.setdefault(c.api_field, c)
+        if other.column != c.column:
+            diags.error(f'{other.address} and {a} take the same API field "{c.api_field}"', c.pos,
+                        f'They read the columns "{other.column}" ({other.pos}) and "{c.column}", but a prediction '
+                        f'request has one field "{c.api_field}" for both (an instance\'s field is its column, '
+                        "a block's its name).", "Rename the block, or read the same column.", a.context)
+
+
+def _check_refs(app: B.App, declared: Declared, diags: Diagnostics) -> None:
+    """Every reference names a declared block, or one of its instances; raw columns find their source.
+    What the instances of a block all get wrong is reported once."""
+    found = Diagnostics()
+    _find_bad_refs(app, declared, found)
+    _add_new(diags, found.items)
+
+
+def _find_bad_refs(app: B.App, declared: Declared, diags: Diagnostics) -> None:
+    sources = declared.names(Kind.SOURCE)
     for cfg in app.blocks.values():
-        ctx = f'in {cfg.kind.value} "{cfg.name}"'
+        ctx = cfg.address.context
         if isinstance(cfg, B.RawColumn) and cfg.source is None and len(sources) != 1:
             diags.error('Missing "source"', cfg.pos,
                         f"The app has {len(sources)} sources, so the raw column must name one.",
                         "Add: source = source.NAME" if sources else 'Declare a source "NAME" { ... } block.',
                         ctx)
         for dep in cfg.deps():
-            if dep in app.blocks:
-                continue
-            hint = did_you_mean(dep.name, sorted(names.get(dep.kind, [])))
-            hint = hint.replace('"', f'"{dep.kind.value}.', 1) if hint else \
-                f'Declare {dep.kind.value} "{dep.name}" or fix the reference.'
-            diags.error(f'Unknown reference "{dep}"', _dep_pos(cfg, dep),
-                        f'No {dep.kind.value} named "{dep.name}" is declared.', hint, ctx)
+            if dep not in app.blocks:
+                summary, detail, hint = _unknown(dep, declared)
+                diags.error(summary, _dep_pos(cfg, dep), detail, hint, ctx)
+
+
+def _unknown(dep: Address, declared: Declared) -> tuple[str, str, str]:
+    """What is wrong with a reference to no block: (summary, detail, hint)."""
+    kind, block = dep.kind.value, dep.block
+    if (dep.kind, block) not in declared.keys:
+        hint = did_you_mean(block, declared.names(dep.kind))
+        hint = hint.replace('"', f'"{kind}.', 1) if hint else f'Declare {kind} "{block}" or fix the reference.'
+        return f'Unknown reference "{dep}"', f'No {kind} named "{block}" is declared.', hint
+    keys = declared.keys[(dep.kind, block)]
+    if keys is None:
+        return (f'Invalid reference "{dep}"', f'{kind} "{block}" has no for_each, so it has no instances.',
+                f"Write {kind}.{block}.")
+    if dep.key is None:
+        some = f'{kind}.{block}[{quote_key(keys[0])}]' if keys else f'{kind}.{block}["KEY"]'
+        return (f'Missing instance key in "{dep}"', f'{kind} "{block}" has for_each: it has one instance per key.',
+                f"Refer to one instance, e.g. {some} or {kind}.{block}[each.key], or to all of them: "
+                f"{kind}.{block}[*].")
+    close = difflib.get_close_matches(dep.key, list(keys), n=1, cutoff=0.6)
+    shown = ", ".join(quote_key(k) for k in keys[:_SHOWN_KEYS]) + (", ..." if len(keys) > _SHOWN_KEYS else "")
+    return (f'Unknown reference "{dep}"',
+            f'{kind} "{block}" has no instance with the key {quote_key(dep.key)}; its keys: {shown or "none"}.',
+            f"Did you mean {kind}.{block}[{quote_key(close[0])}]?" if close else "Use one of its keys.")
+
+
+_SHOWN_KEYS = 10
 
 
 def _dep_pos(cfg: B.BlockConfig, dep: Address) -> SourcePos:

@@ -8,11 +8,43 @@ from mlp.graph.address import Kind
 
 
 @dataclass(frozen=True)
+class Range:
+    """The numbers a setting allows: `min` and `max` (None: unbounded), each included unless
+    `min_open` / `max_open`. `str()` says it in words: "at least 1", "between 1 and 65535"."""
+
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False
+    max_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        lo = self.min is None or (value > self.min if self.min_open else value >= self.min)
+        hi = self.max is None or (value < self.max if self.max_open else value <= self.max)
+        return lo and hi
+
+    def __str__(self) -> str:
+        lo = "" if self.min is None else ("greater than " if self.min_open else "at least ") + _num(self.min)
+        hi = "" if self.max is None else ("less than " if self.max_open else "at most ") + _num(self.max)
+        if self.min is not None and self.max is not None and not (self.min_open or self.max_open):
+            return f"between {_num(self.min)} and {_num(self.max)}"
+        return " and ".join(p for p in (lo, hi) if p)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+@dataclass(frozen=True)
 class Field:
     """One attribute. `type` is one of:
     str, int, num, bool, list, map, any, ref, refs (list of refs), refmap (map of refs),
     impl (a built-in's name, or a ref to a custom code block).
-    `ref_kinds` limits what a ref may point to; `choices` limits a str.
+    `ref_kinds` limits what a ref may point to; `choices` limits a str; `range` limits an
+    int or num; `pattern` (a regex the whole str matches, described by `pattern_doc`) limits
+    a str; `item` checks each element of a list, which `nonempty` forbids to be empty;
+    `span` also accepts a map { min = X, max = Y } of two values of this field, min <= max
+    (an autoscaler's bounds). `doc` says what the setting means and `example` is a good
+    value: both go into the error when a value is refused.
     """
 
     type: str
@@ -21,6 +53,24 @@ class Field:
     choices: tuple[str, ...] = ()
     ref_kinds: tuple[str, ...] = ()
     fingerprinted: bool = True  # False: settings outside the fingerprint (replicas, compute)
+    range: Range | None = None
+    pattern: str = ""
+    pattern_doc: str = ""
+    item: Field | None = None
+    nonempty: bool = False
+    span: bool = False
+    doc: str = ""
+    example: object = None
+
+
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+POSITIVE = Range(0, min_open=True)
+SHARE = Range(0, 1, min_open=True, max_open=True)
+PORT = Range(1, 65535)
+SEED = Range(0, 2**32 - 1)  # numpy's seeds, which the trainer sets
+MEMORY_PATTERN = r"(?=[0-9.]*[1-9])[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)"
+MEMORY_DOC = 'a size like "2Gi", "512Mi" or "1G"'
 
 
 @dataclass(frozen=True)
@@ -34,20 +84,54 @@ COLUMN_KINDS = ("raw_column", "transformed_column")
 INPUT_KINDS = ("raw_column", "transformed_column", "aggregate")
 TYPES = ("INT", "FLOAT", "STRING", "BOOL", "INT_LIST", "FLOAT_LIST", "STRING_LIST")
 
+# Defaults of `training` are the trainer's (mlp.builtins.catalogue.TRAINING_DEFAULTS), filled in
+# by the fingerprint, not here: a block's `training` holds what the app sets.
+TRAINING = Schema({
+    "epochs": Field("int", range=AT_LEAST_1, doc="The number of passes over the training share.", example=50),
+    "batch_size": Field("int", range=AT_LEAST_1, doc="Rows per training step.", example=32),
+    "learning_rate": Field("num", range=POSITIVE, doc="The step size of the Adam optimiser.", example=0.01),
+    "split": Field("num", range=SHARE, doc="The share of rows used for training; the rest evaluates.",
+                   example=0.75),
+    "seed": Field("int", range=SEED, doc="It seeds the split, the shuffling and the initial weights.",
+                  example=0),
+    "early_stopping": Field("int", range=AT_LEAST_0,
+                            doc="Patience in epochs on the evaluation loss; 0 turns early stopping off.",
+                            example=5),
+}, labels=0)
+
+COMPUTE = Schema({
+    "cpu": Field("num", fingerprinted=False, range=POSITIVE, doc="CPU cores for the training job.", example=2),
+    "memory": Field("str", fingerprinted=False, pattern=MEMORY_PATTERN, pattern_doc=MEMORY_DOC,
+                    doc="Memory for the training job: a number and a unit, Ki, Mi, Gi, Ti, Pi (powers of "
+                        "1024) or k, M, G, T, P (powers of 1000).", example="2Gi"),
+    "gpu": Field("int", fingerprinted=False, range=AT_LEAST_0, doc="GPUs for the training job; 0 trains on CPUs.",
+                 example=1),
+}, labels=0)
+
+PARALLELISM = Field("int", default=2, range=AT_LEAST_1, doc="How many independent jobs run at once.")
+MAX_NODES = Field("int", default=5, range=AT_LEAST_1, doc="The largest number of worker nodes of the cluster.")
+# The loader expands a block with for_each into its instances before their attributes are read.
+FOR_EACH = Field("any", doc="A list or set of strings, or a map: one instance of the block per key.",
+                 example=["a", "b"])
+FOR_EACH_KINDS = ("raw_column", "aggregate", "transformed_column")
+
 BLOCKS: dict[str, Schema] = {
     "app": Schema({}),
     "variable": Schema({"default": Field("any"), "description": Field("str"),
                         "type": Field("str", choices=("string", "number", "bool", "list", "map", "any"))}),
+    "locals": Schema({}, labels=0),  # any attribute: each is a local value, local.NAME
     "source": Schema({
         "format": Field("str", True, choices=("csv", "parquet", "json")),
         "path": Field("str", True),
         "header": Field("bool", default=True),
         "delimiter": Field("str", default=","),
-        "sample": Field("int", default=0),
+        "sample": Field("int", default=0, range=AT_LEAST_0,
+                        doc="sample = 0 reads all rows; sample = N a fixed, seeded sample of N rows."),
         "missing": Field("str", default="drop", choices=("drop", "fail")),
         "invalid": Field("str", default="fail", choices=("fail", "drop")),
     }),
     "raw_column": Schema({
+        "for_each": FOR_EACH,
         "source": Field("ref", ref_kinds=("source",)),
         "column": Field("str"),
         "type": Field("str", True, choices=TYPES[:4]),
@@ -57,12 +141,14 @@ BLOCKS: dict[str, Schema] = {
         "values": Field("list"),
     }),
     "aggregate": Schema({
+        "for_each": FOR_EACH,
         "aggregator": Field("impl", True, ref_kinds=("aggregator",)),
         "input": Field("ref", ref_kinds=COLUMN_KINDS),
         "inputs": Field("refmap", ref_kinds=COLUMN_KINDS),
         "args": Field("map", default={}),
     }),
     "transformed_column": Schema({
+        "for_each": FOR_EACH,
         "transformer": Field("impl", ref_kinds=("transformer",)),
         "inputs": Field("refmap", ref_kinds=INPUT_KINDS),
         "args": Field("map", default={}),
@@ -78,19 +164,23 @@ BLOCKS: dict[str, Schema] = {
             "balance": Field("str", default="none", choices=("none", "upsample", "downsample")),
         },
         blocks={
-            "training": Schema({
-                "epochs": Field("int"), "batch_size": Field("int"), "learning_rate": Field("num"),
-                "split": Field("num"), "seed": Field("int"), "early_stopping": Field("int"),
-            }, labels=0),
-            "compute": Schema({"cpu": Field("num", fingerprinted=False),
-                               "memory": Field("str", fingerprinted=False),
-                               "gpu": Field("int", fingerprinted=False)}, labels=0),
+            "training": TRAINING,
+            "compute": COMPUTE,
         },
     ),
     "api": Schema({
         "model": Field("ref", True, ref_kinds=("model",)),
-        "replicas": Field("int", default=1, fingerprinted=False),
-        "port": Field("int", fingerprinted=False),
+        "replicas": Field("int", default=1, fingerprinted=False, range=AT_LEAST_1, span=True,
+                          doc="The number of API replicas, or { min, max } for an autoscaler.", example=1),
+        "port": Field("int", fingerprinted=False, range=PORT, doc="The local API listens on this TCP port.",
+                      example=8080),
+        "promote": Field("str", default="if_not_worse", choices=("if_not_worse", "always"), fingerprinted=False),
+        "tolerance": Field("num", default=0.02, range=AT_LEAST_0, fingerprinted=False,
+                           doc="How much worse (accuracy, or R²) a retrained model may be and still replace "
+                               "the serving one."),
+        "max_body_bytes": Field("int", default=4 * 1024 * 1024, range=Range(1024), fingerprinted=False,
+                                doc="The largest request body the API takes, in bytes; a larger one gets 413.",
+                                example=8388608),
     }),
     "aggregator": Schema({"path": Field("str", True),
                           "output_type": Field("str", True, choices=TYPES + ("MAP",))}),
@@ -102,21 +192,21 @@ BLOCKS: dict[str, Schema] = {
 
 PROVIDERS: dict[str, Schema] = {
     "local": Schema({"spark_master": Field("str", default="local[*]"),
-                     "parallelism": Field("int", default=2)}),
-    "aws": Schema({"region": Field("str", True), "parallelism": Field("int", default=2)},
+                     "parallelism": PARALLELISM}),
+    "aws": Schema({"region": Field("str", True), "parallelism": PARALLELISM},
                   blocks={"cluster": Schema({"node_type": Field("str", default="m5.xlarge"),
-                                             "max_nodes": Field("int", default=5),
+                                             "max_nodes": MAX_NODES,
                                              "gpu_node_type": Field("str", default="g4dn.xlarge")},
                                             labels=0)}),
     "gcp": Schema({"project": Field("str", True), "region": Field("str", True),
-                   "parallelism": Field("int", default=2)},
+                   "parallelism": PARALLELISM},
                   blocks={"cluster": Schema({"node_type": Field("str", default="e2-standard-4"),
-                                             "max_nodes": Field("int", default=5),
+                                             "max_nodes": MAX_NODES,
                                              "gpu_node_type": Field("str", default="nvidia-tesla-t4")},
                                             labels=0)}),
-    "azure": Schema({"location": Field("str", True), "parallelism": Field("int", default=2)},
+    "azure": Schema({"location": Field("str", True), "parallelism": PARALLELISM},
                     blocks={"cluster": Schema({"node_type": Field("str", default="Standard_D4s_v3"),
-                                               "max_nodes": Field("int", default=5),
+                                               "max_nodes": MAX_NODES,
                                                "gpu_node_type": Field("str", default="Standard_NC4as_T4_v3")},
                                               labels=0)}),
 }

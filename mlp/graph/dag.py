@@ -60,7 +60,7 @@ def build_graph(blocks: Mapping[Address, BlockConfig], diags: Diagnostics) -> Gr
         diags.error("Dependency cycle", first.pos,
                     f"Each block feeds the next, in a loop: {loop}.",
                     "Break the loop: a block cannot use, directly or not, its own output.",
-                    f'in {first.kind.value} "{first.name}"')
+                    first.address.context)
         return None
     order: list[Address] = []
     while ts.is_active():

@@ -11,8 +11,13 @@ _SHAPES = {Kind.SOURCE: "cylinder", Kind.RAW_COLUMN: "box", Kind.AGGREGATE: "ell
            Kind.AGGREGATOR: "note", Kind.TRANSFORMER: "note", Kind.ESTIMATOR: "note"}
 
 
+def _q(text: str) -> str:
+    """A DOT quoted ID: an instance address holds quotes (`aggregate.mean["x"]`)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def to_dot(app: App, graph: Graph) -> str:
-    lines = [f'digraph "{app.name}" {{', "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
+    lines = [f"digraph {_q(app.name)} {{", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
     for kind in Kind:
         members = [a for a in graph.order if a.kind is kind]
         if not members:
@@ -20,10 +25,11 @@ def to_dot(app: App, graph: Graph) -> str:
         lines.append(f'  subgraph "cluster_{kind.value}" {{')
         lines.append(f'    label="{kind.value}"; style=dashed;')
         for a in sorted(members):
-            lines.append(f'    "{a}" [label="{a.name}", shape={_SHAPES[kind]}];')
+            label = str(a).split(".", 1)[1]  # the block's name, with its instance key
+            lines.append(f"    {_q(str(a))} [label={_q(label)}, shape={_SHAPES[kind]}];")
         lines.append("  }")
     for a in sorted(graph.deps):
         for d in graph.deps[a]:
-            lines.append(f'  "{d}" -> "{a}";')
+            lines.append(f"  {_q(str(d))} -> {_q(str(a))};")
     lines.append("}")
     return "\n".join(lines) + "\n"

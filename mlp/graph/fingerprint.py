@@ -6,6 +6,11 @@
 replicas and compute left out). Code identity is `builtin:NAME@VERSION`, `file:SHA256`
 for custom code, or `data:SHA256` for a source. A source's settings also hold the checks
 of its raw columns, since together they decide which rows survive ingest.
+
+An instance of a block with `for_each` is fingerprinted as a block is, by its settings after
+`each` is substituted: its key is not hashed, so two instances with the same settings and
+inputs differ by address only. Inputs are keyed by address and models' features come from
+splats in key order, so no fingerprint depends on the order of a `for_each` value's keys.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from mlp.config import blocks as B
 from mlp.diagnostics import Diagnostics
 from mlp.graph.address import Address, Kind
 from mlp.graph.dag import Graph
-from mlp.graph.datahash import HashCache, data_hash
+from mlp.graph.datahash import DataHash, FileHash, HashCache, Refused, Unreadable, data_hash, file_hash
+from mlp.safeio import special_kind
 
 INGEST_VERSION = "1"
 API_VERSION = "1"
@@ -89,29 +95,54 @@ def code_identity(cfg: B.BlockConfig, code_fps: Mapping[Address, str], data_fps:
 
 
 def hash_inputs(app: B.App, cache: HashCache, diags: Diagnostics) -> tuple[dict[Address, str], dict[Address, str]]:
-    """Content hashes of every source's data and every custom code file."""
+    """Content hashes of every source's data and every custom code file. A path that names
+    nothing, or something that is not a regular file (a FIFO, a device), is reported at the
+    block's `path`: it is never read, since that could block or never end."""
     data: dict[Address, str] = {}
     code: dict[Address, str] = {}
     for addr, cfg in sorted(app.blocks.items()):
-        ctx = f'in {addr.kind.value} "{addr.name}"'
         if isinstance(cfg, B.Source):
             found = data_hash(app.dir, cfg.path, cache)
-            if found is None:
-                diags.error(f'No data found for {addr}', cfg.where("path"),
-                            f'Nothing matches path "{cfg.path}" (relative to {app.dir}).',
-                            "Fix the path, or put the data there.", ctx)
+            if isinstance(found, DataHash):
+                data[addr] = found.value
             else:
-                data[addr] = found[0]
+                _report_unhashed(addr, cfg, found, app.dir, diags)
         elif isinstance(cfg, B.CustomCode):
             p = app.dir / cfg.path
-            if not p.is_file():
-                diags.error(f"Code file not found for {addr}", cfg.where("path"),
-                            f'"{cfg.path}" does not exist (relative to {app.dir}).',
-                            "Fix the path, or create the file.", ctx)
+            result = file_hash(app.dir, p, cache) if special_kind(p) or p.is_file() else None
+            if isinstance(result, FileHash):
+                code[addr] = result.sha256
             else:
-                code[addr] = cache.sha256(Path(p))[1]
+                _report_unhashed(addr, cfg, result, app.dir, diags)
     cache.save()
     return data, code
+
+
+def _report_unhashed(addr: Address, cfg: B.Source | B.CustomCode, why: Refused | Unreadable | None,
+                     app_dir: Path, diags: Diagnostics) -> None:
+    ctx = addr.context
+    pos = cfg.where("path")
+    if isinstance(why, Refused):
+        diags.error(f"{addr} would read {why.what}: {why.path}", pos,
+                    f'"{why.path}" is {why.what}, not a regular file. mlp reads regular files and folders of '
+                    "regular files only (symlinks are followed): reading anything else could block or never end.",
+                    f'Point "path" at regular files, or move "{why.path}" out of the way.', ctx)
+    elif isinstance(why, Unreadable):
+        diags.error(f"Cannot read {why.path} for {addr}", pos, f'"{why.path}": {why.error}.',
+                    "Check the file's permissions.", ctx)
+    elif isinstance(cfg, B.Source):
+        diags.error(f'No data found for {addr}', pos,
+                    f"Nothing matches path {_quoted(cfg.path)} (relative to {app_dir}).",
+                    "Fix the path, or put the data there.", ctx)
+    else:
+        diags.error(f"Code file not found for {addr}", pos,
+                    f"{_quoted(cfg.path)} does not exist (relative to {app_dir}).",
+                    "Fix the path, or create the file.", ctx)
+
+
+def _quoted(path: str) -> str:
+    """A path in double quotes, control characters escaped (a NUL is never echoed raw)."""
+    return json.dumps(path, ensure_ascii=False)
 
 
 def fingerprints(app: B.App, graph: Graph, data_fps: Mapping[Address, str],

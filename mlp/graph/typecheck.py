@@ -6,12 +6,12 @@ aggregate its value type, and reports every rule broken, with where and how to f
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from mlp.builtins.catalogue import AGGREGATORS, ESTIMATORS, TRANSFORMERS, Arg, Slot, SlotKind
 from mlp.coltypes import ColumnInfo, ColumnType
 from mlp.config import blocks as B
-from mlp.config.values import did_you_mean
+from mlp.config.values import coerce, did_you_mean, hcl
 from mlp.diagnostics import Diagnostics
 from mlp.graph.address import Address, Kind
 from mlp.graph.dag import Graph
@@ -35,7 +35,7 @@ def check_types(app: B.App, graph: Graph, diags: Diagnostics) -> Types:
         cfg = app.blocks[addr]
         srcs = frozenset(s for d in graph.deps[addr] for s in t.sources.get(d, ()))
         t.sources[addr] = frozenset({addr}) if addr.kind is Kind.SOURCE else srcs
-        ctx = f'in {addr.kind.value} "{addr.name}"'
+        ctx = addr.context
         if isinstance(cfg, B.RawColumn):
             t.columns[addr] = ColumnInfo(cfg.type)
             _check_raw(cfg, diags, ctx)
@@ -246,7 +246,7 @@ def _check_model(app: B.App, cfg: B.Model, t: Types, diags: Diagnostics, ctx: st
             diags.error("Unsupported feature type", cfg.where("features"),
                         f"{f} is {info.describe()}; features are INT, FLOAT, STRING, BOOL or FLOAT_LIST.",
                         "Transform it first (e.g. one_hot).", ctx)
-    _check_training(cfg, diags, ctx)
+    _check_hparams(cfg, diags, ctx)
 
 
 def _check_target(cfg: B.Model, target: ColumnInfo, diags: Diagnostics, ctx: str) -> None:
@@ -263,18 +263,21 @@ def _check_target(cfg: B.Model, target: ColumnInfo, diags: Diagnostics, ctx: str
                     "Use a scalar column as the target.", ctx)
 
 
-def _check_training(cfg: B.Model, diags: Diagnostics, ctx: str) -> None:
-    tr: Mapping[str, Any] = cfg.training
-    split = tr.get("split")
-    if split is not None and not 0 < split < 1:
-        diags.error("training.split must be between 0 and 1", cfg.where("training.split"),
-                    f"It is {split}: the share of rows used for training; the rest evaluates.",
-                    "Use e.g. split = 0.75", ctx)
-    for key in ("epochs", "batch_size"):
-        v = tr.get(key)
-        if v is not None and v < 1:
-            diags.error(f"training.{key} must be at least 1", cfg.where(f"training.{key}"), f"It is {v}.", "", ctx)
-    lr = tr.get("learning_rate")
-    if lr is not None and lr <= 0:
-        diags.error("training.learning_rate must be positive", cfg.where("training.learning_rate"),
-                    f"It is {lr}.", "Use e.g. learning_rate = 0.01", ctx)
+def _check_hparams(cfg: B.Model, diags: Diagnostics, ctx: str) -> None:
+    """A built-in estimator's hparams, each against its declared `Field`; a custom one takes any."""
+    spec = None if cfg.custom else ESTIMATORS.get(cfg.estimator)
+    if spec is None:
+        return
+    pos = cfg.where("hparams")
+    names = sorted(spec.params)
+    takes = f'estimator "{spec.name}" takes ' + (", ".join(names) if names else "no hparams") + "."
+    for name, value in sorted(cfg.hparams.items()):
+        f = spec.params.get(name)
+        if f is None:
+            diags.error(f'Unknown hparam "{name}" for estimator "{spec.name}"', pos, takes,
+                        did_you_mean(name, names) or f'Remove "{name}" from hparams.', ctx)
+        elif value is None:
+            diags.error(f'Wrong type for "hparams.{name}"', pos, f'"hparams.{name}" is null.',
+                        f"Remove it to use the default, {name} = {hcl(f.default)}", ctx)
+        else:
+            coerce(f"hparams.{name}", f, value, pos, diags, ctx)

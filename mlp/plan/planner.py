@@ -28,18 +28,24 @@ class PlanOptions:
 
 
 def parse_addresses(texts: Iterable[str], known: Iterable[Address], flag: str) -> list[Address]:
-    known_s = sorted(str(a) for a in known)
-    out = []
+    """The blocks `texts` name: `KIND.NAME`, `KIND.NAME["KEY"]` (one instance), or the name of a
+    block with for_each, which is all its instances (as `terraform plan -target` does)."""
+    known_set = set(known)
+    known_s = sorted(str(a) for a in known_set)
+    out: list[Address] = []
     for t in texts:
         try:
             a = Address.parse(t)
         except ValueError as e:
-            raise UsageError(f"Invalid {flag} address", str(e), f"Use KIND.NAME, e.g. {flag} model.churn") from None
-        if str(a) not in known_s:
+            raise UsageError(f"Invalid {flag} address", str(e),
+                             f'Use KIND.NAME or KIND.NAME["KEY"], e.g. {flag} model.churn') from None
+        instances = sorted(k for k in known_set if a.key is None and k.key is not None
+                           and (k.kind, k.block) == (a.kind, a.name))
+        if a not in known_set and not instances:
             hint = did_you_mean(t, known_s)
             raise UsageError(f'{flag} {t}: no such block', f"The app and its state have no block {t}.",
                              hint or "Run `mlp plan` to list the blocks.")
-        out.append(a)
+        out.extend([a] if a in known_set else instances)
     return out
 
 
