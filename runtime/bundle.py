@@ -10,7 +10,7 @@ stores their paths relative to the folder, so the folder can be moved or shipped
 container image. bundle.json:
 
     {"model": "model.dnn", "fingerprint": "...", "type": "classification",
-     "raw_columns": [{"name", "type", "required", "min", "max", "values"}],
+     "raw_columns": [{"name", "field", "type", "required", "min", "max", "values"}],
      "transforms": [{"name", "transformer", "inputs": {slot: {"kind", "name"}}, "args",
                      "custom_path", "output_type"}            # a transformed column, or
                     {"name", "model_bundle"}],                # a model's predictions
@@ -42,7 +42,9 @@ class BundleError(MlpError):
 
 @dataclass(frozen=True)
 class RawColumn:
-    """One raw input of the API and the rules a request's value must keep."""
+    """One raw input of the API and the rules a request's value must keep. `name` is the column
+    the transforms and the model read; `field` is the request's field that holds it (the `column`
+    of an instance of a raw_column with for_each; else, and in older bundles, the name)."""
 
     name: str
     type: ColumnType
@@ -50,9 +52,14 @@ class RawColumn:
     min: float | None = None
     max: float | None = None
     values: tuple[Any, ...] | None = None
+    field: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.field:
+            object.__setattr__(self, "field", self.name)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type.value, "required": self.required,
+        return {"name": self.name, "field": self.field, "type": self.type.value, "required": self.required,
                 "min": self.min, "max": self.max,
                 "values": list(self.values) if self.values is not None else None}
 
@@ -165,7 +172,8 @@ def _parse(path: Path, doc: dict[str, Any]) -> Bundle:
 def _raw(c: dict[str, Any]) -> RawColumn:
     values = c.get("values")
     return RawColumn(str(c["name"]), ColumnType(c["type"]), bool(c.get("required", True)),
-                     c.get("min"), c.get("max"), tuple(values) if values is not None else None)
+                     c.get("min"), c.get("max"), tuple(values) if values is not None else None,
+                     str(c.get("field") or c["name"]))
 
 
 def _step(path: Path, t: dict[str, Any]) -> Step:

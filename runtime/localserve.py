@@ -47,18 +47,23 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def start(bundle_dir: str | Path, port: int | None, log_file: str | Path,
-          host: str = "127.0.0.1", timeout: float = START_TIMEOUT, token: str | None = None
-          ) -> ServerHandle:
+          host: str = "127.0.0.1", timeout: float = START_TIMEOUT, token: str | None = None,
+          max_body_bytes: int | None = None) -> ServerHandle:
     """Start an API process serving `bundle_dir` and wait until it is healthy; `token`
-    guards its /admin/reload."""
+    guards its /admin/reload; `max_body_bytes` (None: the server's 4 MiB) is its largest
+    request body. The log is readable by its owner only: it holds the tracebacks of
+    failed requests."""
     port = port or free_port(host)
     if _listening(host, port):
         raise ApplyError(f"cannot start the API on port {port}: the port is in use",
                          hint="choose another `port` in the api block, or stop what uses it")
     log_path = Path(log_file)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    pid = _spawn(log_path, ["-m", "runtime.serve", "--bundle", str(Path(bundle_dir).resolve()),
-                            "--host", host, "--port", str(port)], token)
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    args = ["-m", "runtime.serve", "--bundle", str(Path(bundle_dir).resolve()), "--host", host,
+            "--port", str(port)]
+    if max_body_bytes is not None:
+        args += ["--max-body-bytes", str(max_body_bytes)]
+    pid = _spawn(log_path, args, token)
     handle = ServerHandle(pid, port, f"http://{host}:{port}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -74,10 +79,12 @@ def start(bundle_dir: str | Path, port: int | None, log_file: str | Path,
 
 
 # Forks the server into a session of its own and exits: the server is nobody's child, so
-# it outlives the caller and never lingers as the caller's zombie.
+# it outlives the caller and never lingers as the caller's zombie. The log is made (or, left
+# by an older mlp, made again) readable by its owner only.
 _LAUNCHER = """
 import os, sys
-log = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+log = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+os.fchmod(log, 0o600)
 pid = os.fork()
 if pid == 0:
     os.setsid()

@@ -5,6 +5,7 @@ thread pools are per process; `--tf-threads` sizes those pools). SIGTERM stops i
 gracefully. `--no-admin` leaves out
 POST /admin/reload, for deployments that swap models by rolling out new pods; with
 `MLP_ADMIN_TOKEN` set in its environment, the endpoint wants `Authorization: Bearer <token>`.
+`--max-body-bytes N` sets the largest request body (4 MiB by default); a larger one gets 413.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ import argparse
 import logging
 import os
 import sys
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of bytes, not {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tf-threads", type=int, default=1,
                         help="TensorFlow op threads (0: one per core); 1 gives the lowest "
                              "latency for the small models mlp trains")
+    parser.add_argument("--max-body-bytes", type=_positive, metavar="N",
+                        help="the largest request body in bytes; a larger one gets 413 "
+                             "(default: runtime.server.MAX_BODY_BYTES, 4 MiB)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # oneDNN's kernels cost more to set up per call than the small models mlp trains take
@@ -38,13 +49,14 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 
-    from runtime.server import create_app
+    from runtime.server import MAX_BODY_BYTES, create_app
 
     # the token arrives in the environment, not on the command line that `ps` shows
     token = os.environ.pop("MLP_ADMIN_TOKEN", None) or None
-    app = create_app(args.bundle, admin=not args.no_admin, admin_token=token)
-    print(f"mlp: serving {args.bundle} on http://{args.host}:{args.port}", file=sys.stderr,
-          flush=True)
+    app = create_app(args.bundle, admin=not args.no_admin, admin_token=token,
+                     max_body_bytes=args.max_body_bytes or MAX_BODY_BYTES)
+    print(f"mlp: serving {args.bundle} on http://{args.host}:{args.port} (request bodies up to "
+          f"{args.max_body_bytes or MAX_BODY_BYTES} bytes)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=False, timeout_graceful_shutdown=10)
     return 0

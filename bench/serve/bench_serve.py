@@ -2,10 +2,12 @@
 
     python bench/serve/bench_serve.py [--requests 7000] [--rounds 7] [--batches 500] [--seconds 5]
 
-Trains the iris model (`python -m runtime.train`) and writes two bundles: `iris` (the
-example's API: four raw columns, three normalized by the pytransform built-ins) and
+Trains the iris model (`python -m runtime.train`) and writes three bundles: `iris` (the
+example's API: four raw columns, three normalized by the pytransform built-ins),
 `iris-raw` (the same kind of model fed the raw columns, no transforms, to separate the
-transforms' cost from the API's own). Each is served by `runtime.localserve.start` (a
+transforms' cost from the API's own) and `penguins` (a seeded penguins-like data set: two
+string columns, one of them nullable, through `index_string`, and `min_max_scale`, `log`
+and `bucketize` on the numeric ones). Each is served by `runtime.localserve.start` (a
 real uvicorn process); `bench/serve/bare_app.py` (a FastAPI endpoint returning a constant)
 is started the same way. A keep-alive `http.client` connection (a light client, so the
 numbers are the servers') then sends single-instance requests one after another (p50,
@@ -81,7 +83,79 @@ def bundles(tmp: Path) -> dict[str, Path]:
                 "raw_columns": raw, "transforms": transforms, "aggregates": aggs,
                 "features": features, "labels": result["labels"], "metrics": result["metrics"]}
         out[name] = write_bundle(tmp / f"bundle-{name}", spec, tmp / f"{name}-model" / "saved_model")
+    out["penguins"] = penguin_bundle(tmp)
     return out
+
+
+PENGUIN_RAW = [("island", "STRING", True), ("sex", "STRING", False), ("bill_length_mm", "FLOAT", True),
+               ("bill_depth_mm", "FLOAT", True), ("flipper_length_mm", "FLOAT", True), ("body_mass_g", "FLOAT", True)]
+
+
+def penguins(n: int = 344, seed: int = 0) -> pd.DataFrame:
+    """Penguins-like rows: the species decides the island mix and the measurements."""
+    rng = np.random.default_rng(seed)
+    species = rng.choice(["Adelie", "Chinstrap", "Gentoo"], n, p=[0.44, 0.2, 0.36])
+    isl = {"Adelie": [0.3, 0.35, 0.35], "Chinstrap": [0.0, 1.0, 0.0], "Gentoo": [1.0, 0.0, 0.0]}
+    base = {"Adelie": (38.8, 18.3, 190.0, 3700.0), "Chinstrap": (48.8, 18.4, 196.0, 3730.0),
+            "Gentoo": (47.5, 15.0, 217.0, 5080.0)}
+    rows = []
+    for sp in species:
+        bill, depth, flip, mass = (v * rng.normal(1, 0.05) for v in base[sp])
+        sex = rng.choice(["male", "female"]) if rng.random() > 0.03 else None
+        rows.append({"island": rng.choice(["Biscoe", "Dream", "Torgersen"], p=isl[sp]), "sex": sex,
+                     "bill_length_mm": bill, "bill_depth_mm": depth, "flipper_length_mm": flip,
+                     "body_mass_g": mass, "species": sp})
+    return pd.DataFrame(rows)
+
+
+def _col(kind: str, name: str) -> dict[str, str]:
+    return {"kind": kind, "name": name}
+
+
+def penguin_bundle(tmp: Path) -> Path:
+    from mlp.builtins.pytransform import apply_chain
+    from runtime.bundle import _step
+
+    df = penguins()
+    aggs: dict[str, Any] = {
+        "island_vocab": df["island"].value_counts().index.tolist(),
+        "sex_vocab": df["sex"].dropna().value_counts().index.tolist(),
+        "bill_min": float(df["bill_length_mm"].min()), "bill_max": float(df["bill_length_mm"].max()),
+        "flipper_bounds": [float(q) for q in df["flipper_length_mm"].quantile([0.25, 0.5, 0.75])]}
+    steps = [
+        {"name": "island_idx", "transformer": "index_string", "output_type": "INT", "args": {},
+         "inputs": {"column": _col("column", "island"), "vocabulary": _col("aggregate", "island_vocab")}},
+        {"name": "sex_idx", "transformer": "index_string", "output_type": "INT", "args": {},
+         "inputs": {"column": _col("column", "sex"), "vocabulary": _col("aggregate", "sex_vocab")}},
+        {"name": "bill_scaled", "transformer": "min_max_scale", "output_type": "FLOAT", "args": {},
+         "inputs": {"column": _col("column", "bill_length_mm"), "min": _col("aggregate", "bill_min"),
+                    "max": _col("aggregate", "bill_max")}},
+        {"name": "mass_log", "transformer": "log", "output_type": "FLOAT", "args": {},
+         "inputs": {"column": _col("column", "body_mass_g")}},
+        {"name": "flipper_bucket", "transformer": "bucketize", "output_type": "INT", "args": {},
+         "inputs": {"column": _col("column", "flipper_length_mm"), "boundaries": _col("aggregate", "flipper_bounds")}}]
+    for st in steps:
+        st["custom_path"] = None
+    df = apply_chain(df, [_step(tmp, st) for st in steps], aggs)  # type: ignore[arg-type]
+    cats = {"island_idx": len(aggs["island_vocab"]) + 1, "sex_idx": len(aggs["sex_vocab"]) + 1,
+            "flipper_bucket": len(aggs["flipper_bounds"]) + 1}
+    features = [{"name": f, "type": "INT", "categorical": True, "categories": c} for f, c in cats.items()] + [
+        {"name": f, "type": "FLOAT"} for f in ("bill_scaled", "mass_log", "bill_depth_mm")]
+    (tmp / "penguins").mkdir()
+    df[[f["name"] for f in features] + ["species"]].to_parquet(tmp / "penguins" / "part-0.parquet", index=False)
+    spec = {"model": "model.penguins", "fingerprint": "penguins", "type": "classification", "estimator": "dnn",
+            "custom_path": None, "features": features, "target": {"name": "species", "type": "STRING"},
+            "hparams": {"hidden_units": [16, 8]}, "training": {"epochs": 40, "batch_size": 16},
+            "balance": "none", "data": str(tmp / "penguins"), "out_dir": str(tmp / "penguins-model")}
+    (tmp / "penguins.json").write_text(json.dumps(spec))
+    subprocess.run([sys.executable, "-m", "runtime.train", str(tmp / "penguins.json")],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = json.loads((tmp / "penguins-model" / "result.json").read_text())
+    raw = [{"name": n, "type": t, "required": r, "min": None, "max": None, "values": None} for n, t, r in PENGUIN_RAW]
+    bundle = {"model": "model.penguins", "fingerprint": "penguins", "type": "classification", "raw_columns": raw,
+              "transforms": steps, "aggregates": aggs, "features": [f["name"] for f in features],
+              "labels": result["labels"], "metrics": result["metrics"]}
+    return write_bundle(tmp / "bundle-penguins", bundle, tmp / "penguins-model" / "saved_model")
 
 
 def start_bare(tmp: Path) -> localserve.ServerHandle:
@@ -145,9 +219,15 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def bodies() -> tuple[bytes, bytes]:
-    df = pd.read_csv(IRIS)
-    rows = [{c: float(v) for c, v in zip(RAW, r)} for r in df[RAW].to_numpy()]
+def bodies(server: str = "") -> tuple[bytes, bytes]:
+    """One instance and 100, of the server's own inputs (iris for the bare endpoint)."""
+    if server.endswith("penguins"):
+        raw = [n for n, _, _ in PENGUIN_RAW]
+        rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                for r in penguins()[raw].to_dict("records")]
+    else:
+        df = pd.read_csv(IRIS)
+        rows = [{c: float(v) for c, v in zip(RAW, r)} for r in df[RAW].to_numpy()]
     return (json.dumps({"instances": rows[:1]}).encode(),
             json.dumps({"instances": (rows * 2)[:100]}).encode())
 
@@ -156,17 +236,17 @@ def measure(servers: dict[str, localserve.ServerHandle], args: argparse.Namespac
             ) -> dict[str, dict[str, Any]]:
     """Single-instance latencies in `args.rounds` rounds that take turns between the servers
     (a slow spell of this shared machine then hits them all alike), then batches."""
-    one, hundred = bodies()
+    body = {name: bodies(name) for name in servers}
     per_round = max(1, args.requests // args.rounds)
     single: dict[str, list[np.ndarray]] = {name: [] for name in servers}
     for _ in range(args.rounds):
         for name, handle in servers.items():
-            single[name].append(latencies(handle.port, one, per_round))
+            single[name].append(latencies(handle.port, body[name][0], per_round))
     results: dict[str, dict[str, Any]] = {}
     for name, handle in servers.items():
         lat = np.concatenate(single[name])
-        batch = latencies(handle.port, hundred, args.batches)
-        rate = concurrent_rate(handle.port, hundred, 4, args.seconds)
+        batch = latencies(handle.port, body[name][1], args.batches)
+        rate = concurrent_rate(handle.port, body[name][1], 4, args.seconds)
         results[name] = {
             "p50_1_ms": 1e3 * float(np.median(lat)),
             "p99_1_ms": 1e3 * float(np.percentile(lat, 99)),

@@ -239,12 +239,96 @@ def _np_clip(args: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.clip(x, lo, hi)
 
 
+def _np_keys(v: Any) -> list[str | None]:
+    """`keys` for an array: the string form of each value, None for nulls."""
+    a = v.to_numpy() if isinstance(v, pd.Series) else np.asarray(v)
+    if a.dtype.kind == "b":
+        return ["true" if x else "false" for x in a.tolist()]
+    if a.dtype.kind in "iu":
+        return [str(x) for x in a.tolist()]
+    if a.dtype.kind == "O" and all(type(x) is str for x in a):
+        return list(a)
+    return [_key(x) for x in a]
+
+
+def _np_nullable_ints(values: list[int | None]) -> np.ndarray:
+    """int64, or float64 with NaN where a value is null (the signature reads NaN as -1)."""
+    if None not in values:
+        return np.array(values, dtype=np.int64)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _np_index(vocab: list[Any]) -> Callable[[Any], np.ndarray]:
+    lookup, unseen = {str(k): n for n, k in enumerate(vocab)}, len(vocab)
+    return lambda col: np.array([lookup.get(k, unseen) if k is not None else unseen for k in _np_keys(col)],
+                                dtype=np.int64)
+
+
+def _np_bucketize(boundaries: Any) -> Callable[[Any], np.ndarray]:
+    b = np.sort(np.asarray(boundaries if boundaries is not None else [], dtype="float64"))
+
+    def run(col: Any) -> np.ndarray:
+        x = _np_float(col)
+        idx = np.searchsorted(b, x, side="right")
+        missing = np.isnan(x)
+        return np.where(missing, np.nan, idx) if missing.any() else idx.astype(np.int64)
+    return run
+
+
+def _np_fill(value: Any, out: ColumnType) -> Callable[[Any], Any]:
+    if value is None:
+        return lambda col: col
+    if out in (ColumnType.FLOAT, ColumnType.INT):
+        filler = float(int(value)) if out is ColumnType.INT else float(value)  # Spark's cast truncates
+        return lambda col: np.where(np.isnan(x := _np_float(col)), filler, x)
+    fill = _key(value) if out is ColumnType.STRING else value
+    return lambda col: np.array([fill if _key(v) is None else v for v in np.asarray(col, dtype=object)],
+                                dtype=object)
+
+
+def _np_one_hot(vocab: Any, size: int) -> Callable[[Any], list[list[float]]]:
+    def run(col: Any) -> list[list[float]]:
+        if vocab is not None:
+            lookup = {str(k): n for n, k in enumerate(vocab)}
+            width, pos = len(vocab), np.array([lookup.get(k, -1) if k is not None else -1
+                                               for k in _np_keys(col)], dtype=np.int64)
+        else:
+            a = np.asarray(col)
+            width = size
+            pos = a.astype(np.int64) if a.dtype.kind in "iu" else np.fromiter((_id(v) for v in a), "int64", len(a))
+        hot = np.zeros((len(pos), width))
+        rows = np.flatnonzero((pos >= 0) & (pos < width))
+        hot[rows, pos[rows]] = 1.0
+        return hot.tolist()
+    return run
+
+
+def _np_hash(n: int) -> Callable[[Any], np.ndarray]:
+    return lambda col: _np_nullable_ints([None if k is None else zlib.crc32(k.encode("utf-8")) % n
+                                          for k in _np_keys(col)])
+
+
+def _discrete(job: TransformJob, i: Mapping[str, Any], args: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+    """The numpy forms of the built-ins whose output is not a plain float."""
+    if job.transformer == "index_string":
+        return _np_index(list(i["vocabulary"] or []))
+    if job.transformer == "bucketize":
+        return _np_bucketize(i["boundaries"] if i.get("boundaries") is not None else args.get("boundaries"))
+    if job.transformer == "fill_missing":
+        return _np_fill(i["value"] if "value" in i else args.get("value"), job.output_type)
+    if job.transformer == "one_hot":
+        return _np_one_hot(i.get("vocabulary"), int(args.get("size") or 0))
+    if job.transformer == "hash_bucket":
+        return _np_hash(int(args["num_buckets"]))
+    return None
+
+
 Step = Callable[[Mapping[str, Any]], Any]  # the columns so far -> the job's column
 
 
 def _fast(job: TransformJob, aggs: Mapping[str, Any], args: Mapping[str, Any]) -> Step | None:
-    """The numpy form of a job, its aggregate values and arguments bound, or None."""
-    if job.custom_path is not None or job.output_type is not ColumnType.FLOAT:
+    """The numpy form of a job, its aggregate values and arguments bound, or None (custom code)."""
+    if job.custom_path is not None:
         return None
     ref = job.inputs.get("column")
     if ref is None or ref.kind != "column" or any(
@@ -252,6 +336,11 @@ def _fast(job: TransformJob, aggs: Mapping[str, Any], args: Mapping[str, Any]) -
         return None
     source = ref.name
     i = {slot: aggs[r.name] for slot, r in job.inputs.items() if r.kind != "column"}
+    discrete = _discrete(job, i, args)
+    if discrete is not None:
+        return lambda cols: discrete(cols[source])
+    if job.output_type is not ColumnType.FLOAT:
+        return None
     fn: Callable[[np.ndarray], np.ndarray]
     if job.transformer == "normalize":
         fn = _np_scale(i["mean"], i["stddev"])
@@ -268,6 +357,17 @@ def _fast(job: TransformJob, aggs: Mapping[str, Any], args: Mapping[str, Any]) -
     return lambda cols: fn(_np_float(cols[source]))
 
 
+class TransformFailed(Exception):
+    """A custom transform raised on a batch, or returned what cannot be its column (the
+    wrong number of values, a type `as_type` cannot make): the data made user code fail.
+    `column` is the transformed column, `__cause__` the exception."""
+
+    def __init__(self, column: str, cause: Exception) -> None:
+        super().__init__(f"the transform of {column} raised {type(cause).__name__}: {cause}")
+        self.column = column
+        self.cause = cause
+
+
 def _slow(job: TransformJob, aggs: Mapping[str, Any], args: dict[str, Any]) -> Step:
     fn = _custom(job.custom_path) if job.custom_path is not None else TRANSFORMS[job.transformer]
 
@@ -279,7 +379,16 @@ def _slow(job: TransformJob, aggs: Mapping[str, Any], args: dict[str, Any]) -> S
         result = pd.Series(fn(inputs, args))
         result.index = index
         return as_type(result, job.output_type)
-    return step
+
+    if job.custom_path is None:
+        return step  # a built-in that raises is a bug of mlp's, not of the data
+
+    def custom(cols: Mapping[str, Any]) -> Any:
+        try:
+            return step(cols)
+        except Exception as e:
+            raise TransformFailed(job.name, e) from e
+    return custom
 
 
 def _step(job: TransformJob, aggs: Mapping[str, Any]) -> Step:

@@ -30,3 +30,12 @@ def test_fast_path_matches_pandas(job):  # type: ignore[no-untyped-def]
         assert got_v == want_v
     else:
         assert got_v == pytest.approx(want_v, nan_ok=True)
+
+
+def test_every_built_in_runs_on_the_numpy_path() -> None:
+    from mlp.builtins.catalogue import TRANSFORMERS
+    from mlp.builtins.pytransform import _fast
+
+    covered = {j.transformer for j in JOBS if j.custom_path is None and _fast(j, AGGS, j.resolved_args()) is not None}
+    assert {j.transformer for j in JOBS if j.custom_path is None} == set(TRANSFORMERS)  # the parity data has them all
+    assert covered == set(TRANSFORMERS)

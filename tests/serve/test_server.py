@@ -86,8 +86,8 @@ def test_healthz_and_metadata(iris: httpx.Client) -> None:
     meta = iris.get("/metadata").json()
     assert (meta["model"], meta["fingerprint"], meta["type"]) == ("model.dnn", "iris-1",
                                                                    "classification")
-    assert meta["inputs"][0] == {"name": "sepal_length", "type": "FLOAT", "required": True,
-                                 "min": 0, "max": 10, "values": None}
+    assert meta["inputs"][0] == {"name": "sepal_length", "field": "sepal_length", "type": "FLOAT",
+                                 "required": True, "min": 0, "max": 10, "values": None}
     assert [c["name"] for c in meta["inputs"]] == IRIS_RAW
     assert meta["labels"] == LABELS
     assert meta["metrics"]["accuracy"] >= 0.9
@@ -216,7 +216,9 @@ def test_hot_swap_fails_no_request(tmp_path: Path) -> None:
 def test_a_bad_reload_keeps_the_old_model(iris: httpx.Client, tmp_path: Path) -> None:
     resp = iris.post("/admin/reload", json={"bundle": str(tmp_path)}, timeout=60)
     assert resp.status_code == 400
-    assert "is not a model bundle" in resp.json()["detail"]
+    (detail,) = resp.json()["detail"]  # every error answer is a list of {instance, field, message}
+    assert (detail["instance"], detail["field"]) == (None, "bundle")
+    assert "is not a model bundle" in detail["message"]
     assert iris.get("/healthz").json()["fingerprint"] == "iris-1"
 
 
