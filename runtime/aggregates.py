@@ -3,7 +3,10 @@
 Every scalar built-in over a DataFrame is computed in one `df.agg(...)` job; the value
 counts behind `index_string` and `class_distribution` take one groupBy job per column
 (shared by both). Custom aggregators run their file's `aggregate_spark(df, inputs, args)`
-and their value is checked against the declared output type. Every value is plain JSON:
+and their value is checked against the declared output type. `compute_each` keeps every
+value it could compute and each custom aggregator's error (a `CustomCodeError`, a
+`UserCodeError` at the user's file:line, or a `DataError` for a value of the wrong type) by
+name, so one broken aggregator does not lose the others. Every value is plain JSON:
 ints, floats (None where undefined, e.g. the stddev of one row), lists, dicts with string
 keys. Values of discrete columns are keyed by their string form ("3", "true", "a").
 """
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from mlp.builtins.catalogue import AGGREGATORS
 from mlp.coltypes import ColumnType
-from mlp.errors import DataError
+from mlp.errors import DataError, MlpError
 from runtime import customcode
 
 if TYPE_CHECKING:
@@ -47,16 +50,38 @@ def arg(job: AggJob, name: str) -> Any:
     return next(a.default for a in AGGREGATORS[job.aggregator].args if a.name == name)
 
 
+@dataclass(frozen=True)
+class AggResults:
+    """The values computed, and the error of each aggregate without a value, by name."""
+
+    values: Mapping[str, Any]
+    errors: Mapping[str, MlpError]
+
+
 def compute_aggregates(spark: SparkSession, df: DataFrame, aggs: list[AggJob]) -> dict[str, Any]:
-    """Each aggregate's value by name, in the order of `aggs`."""
+    """Each aggregate's value by name, in the order of `aggs`; the first error raised."""
+    res = compute_each(spark, df, aggs)
+    for job in aggs:
+        if job.name in res.errors:
+            raise res.errors[job.name]
+    return {a.name: res.values[a.name] for a in aggs}
+
+
+def compute_each(spark: SparkSession, df: DataFrame, aggs: list[AggJob]) -> AggResults:
+    """The built-ins in their shared jobs, then each custom aggregator on its own."""
     for job in aggs:
         if job.custom_path is None and job.aggregator not in AGGREGATORS:
             raise ValueError(f'aggregate "{job.name}": no built-in aggregator "{job.aggregator}"')
     builtin = [a for a in aggs if a.custom_path is None]
     values = _scalars(df, [a for a in builtin if a.aggregator not in GROUPED])
     values |= _grouped(df, [a for a in builtin if a.aggregator in GROUPED])
-    values |= {a.name: _custom(df, a) for a in aggs if a.custom_path is not None}
-    return {a.name: values[a.name] for a in aggs}
+    errors: dict[str, MlpError] = {}
+    for job in (a for a in aggs if a.custom_path is not None):
+        try:
+            values[job.name] = _custom(df, job)
+        except MlpError as e:
+            errors[job.name] = e
+    return AggResults(values, errors)
 
 
 def _num(job: AggJob, slot: str = "column") -> Column:
@@ -148,7 +173,9 @@ def _grouped(df: DataFrame, jobs: list[AggJob]) -> dict[str, Any]:
 def _custom(df: DataFrame, job: AggJob) -> Any:
     assert job.custom_path is not None
     fn = customcode.get_function(job.custom_path, "aggregate_spark")
-    value = fn(df, dict(job.inputs), dict(job.args))
+    detail = f"aggregate_spark(df, inputs, args) got inputs {dict(job.inputs)} and args {dict(job.args)}"
+    value = customcode.call(f"aggregate.{job.name}", job.custom_path, fn, df, dict(job.inputs), dict(job.args),
+                            detail=detail)
     try:
         return conform(value, job.output_type)
     except ValueError as e:

@@ -2,7 +2,9 @@
 
 A file is loaded as a module named after its content hash, so an edited file is loaded
 afresh and an unchanged one once per process. Failures name the file (and line) and say
-what the file must define.
+what the file must define. `call` runs one of the file's functions and turns whatever it
+raises into a `UserCodeError` at the user's own frame (file:line), with the traceback of
+the user's frames kept for the block's log.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mlp.errors import MlpError
+from mlp.errors import MlpError, UserCodeError
 
+MESSAGE_CHARS = 300  # a Spark error's text holds its whole plan: the first line is shown
 SIGNATURES = {
     "aggregate_spark": "def aggregate_spark(df, inputs, args): ...",
     "transform": "def transform(inputs, args): ...",
@@ -98,3 +101,34 @@ def get_function(path: Path, name: str) -> Callable[..., Any]:
 
 def has_function(path: Path, name: str) -> bool:
     return callable(getattr(load_module(path), name, None))
+
+
+def call(block: str, path: Path, fn: Callable[..., Any], *args: Any, detail: str = "") -> Any:
+    """`fn(*args)`, a function of the custom code file at `path` run for `block`; what it
+    raises becomes a UserCodeError at the last frame of that file."""
+    try:
+        return fn(*args)
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever user code raises is the user's error
+        raise user_code_error(block, path, fn, e, detail) from None
+
+
+def user_code_error(block: str, path: Path, fn: Callable[..., Any], e: BaseException,
+                    detail: str = "") -> UserCodeError:
+    """The error at the user's last frame in `path`; its traceback starts at their first."""
+    frames = traceback.extract_tb(e.__traceback__)
+    own = [i for i, f in enumerate(frames) if f.filename == str(path)]
+    line = frames[own[-1]].lineno if own else _first_line(fn)
+    trace = ("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames[own[0] if own else 0:]))
+             + "".join(traceback.format_exception_only(type(e), e)))
+    return UserCodeError(block, str(path), line, type(e).__name__, short_message(e), detail, trace=trace)
+
+
+def short_message(e: BaseException) -> str:
+    """The first line of an exception's text, cut to MESSAGE_CHARS."""
+    text = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS - 3] + "..."
+
+
+def _first_line(fn: Callable[..., Any]) -> int | None:
+    code = getattr(fn, "__code__", None)
+    return code.co_firstlineno if code is not None else None

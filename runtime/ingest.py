@@ -6,7 +6,9 @@ job counts, per raw column, the values that do not cast, the nulls in required c
 and the `min`, `max` and `values` violations, and for JSON the lines that are not JSON
 objects (`malformed`, through Spark's corrupt-record column, so that they are not counted as
 nulls in every column). `missing` and `invalid` (which covers malformed lines) then decide
-whether those rows are dropped or the ingest fails with the counts and a few offending rows.
+whether those rows are dropped or the ingest fails with the counts and a few offending rows
+(a `BadDataError`). The rows dropped are counted per column and kind (`dropped`); when every
+row read would be dropped, the ingest fails naming the columns that dropped them.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from __future__ import annotations
 import glob
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, NoReturn
 
 from mlp.coltypes import ColumnType
 from mlp.config.blocks import RawColumn, Source
-from mlp.errors import DataError
+from mlp.errors import BadDataError, DataError
 from runtime.sparkenv import spark_type
 
 if TYPE_CHECKING:
@@ -51,6 +53,11 @@ class IngestResult:
     # job itself; None when a sample is taken (the digests are then of the sample).
     hashes: Mapping[str, tuple[int, int]] | None = None
     malformed: int = 0  # JSON lines that are not JSON objects (never kept)
+    # Per raw column, the count of each kind of violation whose rows were dropped (only the
+    # kinds found); `drop_reasons` says the same in words, one "raw_column.x: 3 null" each.
+    dropped: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    drop_reasons: tuple[str, ...] = ()
+    rows_dropped: int = 0  # rows read that broke a rule the source drops (a sample is not a drop)
 
     def sample_rows(self, n: int = 3) -> list[dict[str, Any]]:
         return [row.asDict() for row in self.df.limit(n).collect()]
@@ -72,6 +79,9 @@ def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_di
     malformed = counts["malformed"]
     if failing or (malformed and source.invalid != "drop"):
         _raise(source, path, columns, staged, counts["rows"], violations, failing, malformed)
+    dropped = _dropped(source, columns, violations)
+    if counts["rows"] and not counts["kept"]:
+        raise _all_dropped(source, path, columns, counts["rows"], dropped, malformed)
     df = staged if counts["kept"] == counts["rows"] else flagged.filter(_keep(flag_names))
     df = df.select(*[c.name for c in columns])
     n = source.sample if sample is None else sample
@@ -80,7 +90,9 @@ def ingest(spark: SparkSession, source: Source, columns: list[RawColumn], app_di
         df, kept = _sample(df, n), min(n, kept)
     hashes = None if n > 0 or not hashed else \
         {c.name: (counts[f"h_{i}"], counts[f"n_{i}"]) for i, c in enumerate(columns)}
-    return IngestResult(df, counts["rows"], kept, violations, hashes, malformed)
+    return IngestResult(df, counts["rows"], kept, violations, hashes, malformed, dropped,
+                        _drop_reasons(columns, dropped) + ((f"{malformed} lines not JSON objects",) if malformed else ()),
+                        counts["rows"] - counts["kept"])
 
 
 def resolve_path(source: Source, app_dir: Path) -> str:
@@ -305,6 +317,43 @@ def _failing(source: Source, columns: list[RawColumn],
     return [(i, k) for i, c in enumerate(columns) for k in fail_kinds if violations[c.name][k]]
 
 
+def _dropped(source: Source, columns: list[RawColumn],
+             violations: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """Per column, the counts of the kinds of violation the source's policies drop."""
+    kinds = (("null",) if source.missing == "drop" else ()) + (INVALID_KINDS if source.invalid == "drop" else ())
+    out = {c.name: {k: violations[c.name][k] for k in kinds if violations[c.name][k]} for c in columns}
+    return {name: found for name, found in out.items() if found}
+
+
+def _drop_reasons(columns: list[RawColumn], dropped: Mapping[str, Mapping[str, int]]) -> tuple[str, ...]:
+    return tuple(f"raw_column.{c.name}: " + ", ".join(f"{n} {_describe(c, k)}" for k, n in dropped[c.name].items())
+                 for c in columns if c.name in dropped)
+
+
+def _all_dropped(source: Source, path: str, columns: list[RawColumn], rows: int,
+                 dropped: Mapping[str, Mapping[str, int]], malformed: int) -> BadDataError:
+    """Every row read breaks a rule whose rows are dropped: name the columns that dropped them."""
+    lines = [f"{source.where('path')}: of the {rows} rows read from {path}, none is left:"]
+    for c in columns:
+        if c.name in dropped:
+            named = "" if c.column == c.name else f' (column "{c.column}")'
+            parts = [f"{n} of {rows} rows are {_rows_are(c, k)}" for k, n in dropped[c.name].items()]
+            lines.append(f"  raw_column.{c.name}{named}: " + ", ".join(parts))
+    if malformed:
+        lines.append(f"  {malformed} of {rows} lines are not JSON objects")
+    empty = [c for c in columns if dropped.get(c.name, {}).get("null") == rows]
+    hints = [f"raw_column.{c.name} has no value in any row: check that its column \"{c.column}\" "
+             f"({c.where('column')}) is the right one, or set required = false" for c in empty]
+    hints = hints or ["fix the data, or the raw columns' rules (type, min, max, values, required)"]
+    return BadDataError(str(source.address), rows, {f"raw_column.{c}": kinds for c, kinds in dropped.items()},
+                        f'source "{source.name}": every row was dropped', "\n".join(lines), "; ".join(hints),
+                        malformed)
+
+
+def _rows_are(c: RawColumn, kind: str) -> str:
+    return "null" if kind == "null" else _describe(c, kind)
+
+
 def _describe(c: RawColumn, kind: str, n: int | None = None) -> str:
     what = {"cast": f"not {c.type.value}", "null": "null (required)",
             "min": f"below min {c.min:g}" if c.min is not None else "",
@@ -344,7 +393,9 @@ def _raise(source: Source, path: str, columns: list[RawColumn], staged: DataFram
                    for i, k in failing if row[f"f{i}_{k}"]]
             lines.append(f"  {json.dumps(values, default=str)}  <- {'; '.join(why)}")
     summary = ("rows break the raw column rules" if failing else "lines are not JSON objects")
-    raise DataError(f'source "{source.name}": {summary}', "\n".join(lines), _hint(source, kinds))
+    found = {f"raw_column.{c.name}": {k: n for k, n in violations[c.name].items() if n} for c in columns}
+    raise BadDataError(str(source.address), rows, {c: kinds for c, kinds in found.items() if kinds},
+                       f'source "{source.name}": {summary}', "\n".join(lines), _hint(source, kinds), malformed)
 
 
 def _hint(source: Source, kinds: set[str]) -> str:

@@ -6,29 +6,43 @@ in `mlp.builtins.pytransform` (the API runs those). Custom transformers run thei
 inputs, args)` is run through that, once both have been shown to agree on a sample.
 Jobs that read another job's column are added in a later `withColumns`: the plan stays
 one projection per layer and nothing runs until the frame is used.
+
+Failures of custom code are typed and belong to one job. `precheck` runs a custom
+`transform` in the driver on a few rows first, so that a bug has its real traceback: a
+`UserCodeError` at the user's file:line. On the workers, the UDF catches what `transform`
+raises and re-raises it as one line, `USER_ERROR_MARK` + JSON (block, file, line, type,
+message, traceback); `worker_errors` turns a Python worker's failure that carries it back
+into that UserCodeError. That marker, written by mlp's own runner, is the only error text
+mlp reads.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NoReturn
 
 from mlp.builtins.catalogue import TRANSFORMERS
 from mlp.coltypes import ColumnType
-from mlp.errors import DataError
+from mlp.errors import DataError, MlpError, UserCodeError
 from runtime import customcode
 from runtime.sparkenv import spark_type
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import Column, DataFrame
 
 PARITY_ROWS = 1000
 REL_TOL = 1e-9
 ABS_TOL = 1e-12  # so that values within rounding of 0 compare equal
 SHOWN_ROWS = 5
+PRECHECK_ROWS = 100  # rows a custom transform runs on in the driver before Spark runs it
+USER_ERROR_MARK = "MLP-USER-CODE-ERROR "
+TRACE_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,15 @@ class TransformJob:
     custom_path: Path | None = None
     output_type: ColumnType = ColumnType.FLOAT
 
+    @property
+    def block(self) -> str:
+        return f"transformed_column.{self.name}"
+
+    def called_with(self) -> str:
+        """What `transform` gets, for the detail of its errors."""
+        keys = ", ".join(f'"{s}"' for s in self.inputs)
+        return f"transform(inputs, args) gets inputs with the keys {keys} and args {dict(self.args)}"
+
     def resolved_args(self) -> dict[str, Any]:
         """`args` over the built-in's catalogue defaults (custom code gets `args` as given)."""
         spec = TRANSFORMERS.get(self.transformer) if self.custom_path is None else None
@@ -61,10 +84,34 @@ class TransformJob:
 def apply_transforms(df: DataFrame, jobs: list[TransformJob],
                      agg_values: Mapping[str, Any]) -> DataFrame:
     """`df` with one more column per job (lazily: no Spark job runs here, except the
-    parity check of custom transformers that have `transform_spark`)."""
+    parity check of custom transformers that have `transform_spark`); the first error."""
+    out, errors = build_columns(df, jobs, agg_values)
+    for job in jobs:
+        if job.name in errors:
+            raise errors[job.name]
+    return out
+
+
+def build_columns(df: DataFrame, jobs: list[TransformJob],
+                  agg_values: Mapping[str, Any]) -> tuple[DataFrame, dict[str, MlpError]]:
+    """`df` with the column of every job that could be made, and the error of each job
+    that could not (by name). Jobs that read a failed job's column are left out too."""
+    errors: dict[str, MlpError] = {}
+    left_out: set[str] = set()
     for layer in layers(jobs):
-        df = df.withColumns({job.name: column_for(df, job, agg_values) for job in layer})
-    return df
+        cols: dict[str, Column] = {}
+        for job in layer:
+            if any(r.kind == "column" and r.name in left_out for r in job.inputs.values()):
+                left_out.add(job.name)
+                continue
+            try:
+                with worker_errors():
+                    cols[job.name] = column_for(df, job, agg_values)
+            except MlpError as e:
+                errors[job.name] = e
+                left_out.add(job.name)
+        df = df.withColumns(cols) if cols else df
+    return df, errors
 
 
 def layers(jobs: list[TransformJob]) -> list[list[TransformJob]]:
@@ -246,14 +293,31 @@ SPARK_BUILTINS: dict[str, Callable[[dict[str, Any], Mapping[str, Any], ColumnTyp
 
 
 def _udf_runner(source: str, filename: str, module_name: str, slots: list[str],
-                consts: dict[str, Any], args: dict[str, Any]) -> Callable[..., Any]:
+                consts: dict[str, Any], args: dict[str, Any], block: str = "",
+                detail: str = "") -> Callable[..., Any]:
     """The pandas UDF body. Self-contained (it executes the file's text itself) so that a
-    worker can run it without importing mlp or finding the file."""
+    worker can run it without importing mlp or finding the file. What `transform` raises
+    comes back as one line: `USER_ERROR_MARK` and a JSON object (see `worker_errors`)."""
     import pandas as pd
 
     loaded: dict[str, Any] = {}
+    mark, trace_chars = USER_ERROR_MARK, TRACE_CHARS
 
-    def run(*cols):  # type: ignore[no-untyped-def]
+    def fail(e: BaseException, line: int | None) -> NoReturn:
+        import traceback
+
+        frames = traceback.extract_tb(e.__traceback__)
+        own = [f for f in frames if f.filename == filename]
+        first = next((i for i, f in enumerate(frames) if f.filename == filename), len(frames))
+        trace = ("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames[first:]))
+                 + "".join(traceback.format_exception_only(type(e), e)))
+        text = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+        payload = {"block": block, "file": filename, "line": own[-1].lineno if own else line,
+                   "type": type(e).__name__, "message": text[:300], "detail": detail,
+                   "trace": trace[-trace_chars:]}
+        raise RuntimeError(mark + json.dumps(payload)) from None
+
+    def load() -> Any:
         if "transform" not in loaded:
             import sys
             import types
@@ -265,14 +329,101 @@ def _udf_runner(source: str, filename: str, module_name: str, slots: list[str],
                 sys.modules[module_name] = module
                 exec(compile(source, filename, "exec"), module.__dict__)
             loaded["transform"] = module.transform
-        result = loaded["transform"]({**dict(zip(slots, cols)), **consts}, dict(args))
-        result = pd.Series(result)
+        return loaded["transform"]
+
+    def run(*cols):  # type: ignore[no-untyped-def]
+        fn = None
+        try:
+            fn = load()
+            result = pd.Series(fn({**dict(zip(slots, cols)), **consts}, dict(args)))
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's error, sent back typed
+            fail(e, getattr(getattr(fn, "__code__", None), "co_firstlineno", None))
         if len(result) != len(cols[0]):
-            raise ValueError(f"transform in {filename} returned {len(result)} values "
-                             f"for {len(cols[0])} rows")
+            fail(ValueError(f"transform returned {len(result)} values for {len(cols[0])} rows; "
+                            "it must return one per row"), getattr(getattr(fn, "__code__", None), "co_firstlineno", None))
         return result.reset_index(drop=True)
 
     return run
+
+
+def decode_worker_error(text: str) -> UserCodeError | None:
+    """The UserCodeError that `_udf_runner` put in a Python worker's error text, if any."""
+    at = text.find(USER_ERROR_MARK)
+    if at < 0:
+        return None
+    try:
+        p, _ = json.JSONDecoder().raw_decode(text, at + len(USER_ERROR_MARK))
+        return UserCodeError(str(p["block"]), str(p["file"]), p["line"], str(p["type"]), str(p["message"]),
+                             str(p.get("detail", "")), trace=str(p.get("trace", "")))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@contextmanager
+def worker_errors() -> Iterator[None]:
+    """Raise a Python worker's failure in custom code as the UserCodeError it carries."""
+    from pyspark.errors import PythonException
+
+    try:
+        yield
+    except PythonException as e:
+        err = decode_worker_error(str(e))
+        if err is None:
+            raise
+        raise err from None
+
+
+def sample_inputs(df: DataFrame, jobs: list[TransformJob], rows: int | None = None) -> pd.DataFrame:
+    """The first `rows` (PRECHECK_ROWS) rows of the custom jobs' column inputs, in pandas (one Spark job)."""
+    from pyspark.sql import functions as F
+
+    rows = PRECHECK_ROWS if rows is None else rows
+    cols = sorted({r.name for j in jobs if j.custom_path is not None for r in j.inputs.values()
+                   if r.kind == "column"})
+    return df.select(*[F.col(_quote(c)) for c in cols]).limit(rows).toPandas()
+
+
+def precheck(sample: pd.DataFrame, job: TransformJob, agg_values: Mapping[str, Any]) -> None:
+    """Run a custom job's `transform` in the driver on `sample` (see `sample_inputs`):
+    a CustomCodeError, or a UserCodeError with the real traceback, before Spark runs it."""
+    assert job.custom_path is not None
+    fn = customcode.get_function(job.custom_path, "transform")
+    if sample.empty:  # nothing for Spark to run it on either
+        return
+    inputs = {slot: sample[ref.name].copy() if ref.kind == "column" else agg_values[ref.name]
+              for slot, ref in job.inputs.items()}
+    result = customcode.call(job.block, job.custom_path, fn, inputs, dict(job.args), detail=job.called_with())
+    _check_result(job, fn, result, len(sample))
+
+
+def _check_result(job: TransformJob, fn: Callable[..., Any], result: Any, rows: int) -> None:
+    """A transform's result on the sample: one value per row, of the column's type."""
+    import pandas as pd
+
+    assert job.custom_path is not None
+    line = getattr(getattr(fn, "__code__", None), "co_firstlineno", None)
+    try:
+        series = pd.Series(result)
+    except (TypeError, ValueError) as e:
+        raise _bad_result(job, line, f"returned {type(result).__name__}, not a Series: {e}") from None
+    if len(series) != rows:
+        raise _bad_result(job, line, f"returned {len(series)} values for {rows} rows; it must return one per row")
+    try:
+        from pyspark.sql.pandas.conversion import create_arrow_array_from_pandas
+        from pyspark.sql.types import DataType
+    except ImportError:  # another pyspark: Spark itself will say
+        return
+    try:
+        create_arrow_array_from_pandas(series.reset_index(drop=True), DataType.fromDDL(spark_type(job.output_type)))
+    except (TypeError, ValueError, ArithmeticError, NotImplementedError) as e:
+        raise _bad_result(job, line, f"returned {series.dtype} values that are not {job.output_type.value} "
+                                     f"({customcode.short_message(e.__cause__ or e)})") from None
+
+
+def _bad_result(job: TransformJob, line: int | None, what: str) -> UserCodeError:
+    assert job.custom_path is not None
+    return UserCodeError(job.block, str(job.custom_path), line, "ValueError", f"transform {what}",
+                         job.called_with())
 
 
 def pandas_udf_column(job: TransformJob, agg_values: Mapping[str, Any]) -> Column:
@@ -287,7 +438,8 @@ def pandas_udf_column(job: TransformJob, agg_values: Mapping[str, Any]) -> Colum
     if not slots:
         raise ValueError(f'transformed column "{job.name}": a custom transformer needs a column')
     consts = {s: v for s, v in inputs.items() if s not in slots}
-    run = _udf_runner(code.source, str(code.path), code.module_name, slots, consts, dict(job.args))
+    run = _udf_runner(code.source, str(code.path), code.module_name, slots, consts, dict(job.args),
+                      job.block, job.called_with())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
         udf = F.pandas_udf(run, returnType=spark_type(job.output_type))  # type: ignore[call-overload]
@@ -310,10 +462,11 @@ def check_transform_parity(df: DataFrame, job: TransformJob, agg_values: Mapping
 
     sample = df.limit(rows)
     cols = [r.name for r in job.inputs.values() if r.kind == "column"]
-    got = sample.select(*[F.col(_quote(c)) for c in cols],
-                        pandas_udf_column(job, agg_values).alias("__transform"),
-                        _spark_custom(sample, job, agg_values).alias("__transform_spark")
-                        ).collect()
+    with worker_errors():
+        got = sample.select(*[F.col(_quote(c)) for c in cols],
+                            pandas_udf_column(job, agg_values).alias("__transform"),
+                            _spark_custom(sample, job, agg_values).alias("__transform_spark")
+                            ).collect()
     bad = [r for r in got if not values_equal(r["__transform"], r["__transform_spark"])]
     if bad:
         lines = [f"{len(bad)} of {len(got)} sampled rows differ; the first {min(len(bad), SHOWN_ROWS)}:"]

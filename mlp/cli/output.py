@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping, NoReturn
 import typer
 
 from mlp.diagnostics import Diagnostic, Diagnostics, Severity, format_diagnostic
-from mlp.errors import DiagnosticsError, MlpError
+from mlp.errors import DiagnosticsError, MlpError, os_error_help
 
 
 class Out:
@@ -85,7 +85,9 @@ def fail(out: Out, summary: str, detail: str, hint: str, code: int = 1) -> NoRet
 
 @contextmanager
 def handle_errors(out: Out, json_out: bool = False) -> Iterator[None]:
-    """Turn mlp's errors into readable messages and exit code 1; never a traceback."""
+    """Turn mlp's errors into readable messages and exit code 1; never a traceback. An
+    OSError that reaches here (the places that write turn theirs into StateError) is shown
+    with its path and a fix; only what is left is an internal error."""
     try:
         yield
     except DiagnosticsError as e:
@@ -102,6 +104,11 @@ def handle_errors(out: Out, json_out: bool = False) -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, SystemExit):
         raise
+    except OSError as e:  # a path the user can fix: named, with the fix, never "a bug in mlp"
+        if os.environ.get("MLP_DEBUG"):
+            raise
+        detail, fix = os_error_help(e)
+        fail(out, f"Cannot use {e.filename}" if e.filename is not None else "A system call failed", detail, fix)
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("MLP_DEBUG"):
             raise

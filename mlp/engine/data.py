@@ -8,22 +8,34 @@ Artifacts (each under its block's fingerprint):
 - a wave of transformed columns is written once, as one Parquet table (`__row` + the
   new columns) under the hash of their fingerprints.
 Spark starts only when some block of the unit has work to do.
+
+A failure belongs to one block (`fail_block`): a source whose ingest fails stops the unit
+(everything else needs it); an aggregate or transformed column that fails is left out and
+the unit goes on with every block that does not need it. Custom transformers run once in
+the driver on a sample first, so that a broken one is found with its real traceback before
+the wave's Spark job; one that fails on the workers is left out and the wave written again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from mlp.config import blocks as B
 from mlp.engine.context import RunContext, commit_meta, value_digest, write_meta
 from mlp.engine.events import Status
+from mlp.engine.scheduler import fail_block
 from mlp.engine.units import Unit
+from mlp.errors import MlpError, StateError, UserCodeError
 from mlp.graph.address import Address, Kind
 from mlp.plan.model import Action
 from mlp.state.backend import artifact_key
+
+if TYPE_CHECKING:
+    from runtime.transforms import TransformJob
 
 ROW = "__row"
 
@@ -39,13 +51,28 @@ def run_data_unit(ctx: RunContext, unit: Unit) -> None:
     frame = _Frame(ctx, src)
     source_todo = src in todo and ctx.needs_work(src)
     if source_todo:
-        frame.ingest()
+        if not _attempt(ctx, src, frame.ingest):
+            return  # every other block of the unit needs the source: the scheduler skips them
     else:
         for a in todo:
             if a.kind is Kind.RAW_COLUMN:
-                _raw_carry_or_point(ctx, a, frame)
+                _attempt(ctx, a, partial(_raw_carry_or_point, ctx, a, frame))
     rest = [a for a in todo if a.kind in (Kind.AGGREGATE, Kind.TRANSFORMED_COLUMN) and str(a) not in ctx.records]
     _waves(ctx, frame, rest)
+
+
+def _attempt(ctx: RunContext, addr: Address, step: Callable[[], None]) -> bool:
+    """Run one block's step; a failure is reported on that block (a StateError is the
+    backend's, not the block's: it stops the apply)."""
+    start = time.monotonic()
+    try:
+        step()
+        return True
+    except StateError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one block's failure must not hide the others' work
+        fail_block(ctx, addr, e, time.monotonic() - start)
+        return False
 
 
 def _raw_carry_or_point(ctx: RunContext, a: Address, frame: _Frame) -> None:
@@ -103,18 +130,20 @@ class _Frame:
         samples = [_jsonable(r) for r in res.sample_rows(3)]
         meta: dict[str, Any] = {"metrics": {"rows": res.rows_kept, "rows_read": res.rows_read,
                             "violations": {k: dict(v) for k, v in res.violations.items()},
-                            **({"malformed": res.malformed} if res.malformed else {})},
+                            **({"malformed": res.malformed} if res.malformed else {}),
+                            **({"dropped": {k: dict(v) for k, v in res.dropped.items()}} if res.dropped else {})},
                 "digest": value_digest(digests), "columns": digests, "samples": samples}
         write_meta(tmp, meta)
         ctx.store.commit(key, tmp)
         self._df = None
         secs = time.monotonic() - start
-        dropped = res.rows_read - res.rows_kept
-        info = f"{res.rows_kept} rows" + (f" ({dropped} dropped)" if dropped else "")
-        details = tuple(f"sample: {s}" for s in samples)
-        for line in details:
-            ctx.log(self.src, line, echo=False)
-        ctx.record(self.src, key, meta["metrics"], meta["digest"], seconds=secs, info=info, details=details)
+        pool = res.rows_read - res.rows_dropped  # rows that passed the checks
+        info = f"{res.rows_kept} rows, {len(raws)} raw column{'s' if len(raws) != 1 else ''}" + (
+            f" (sampled from {pool})" if res.rows_kept < pool else "") + (
+            f" ({res.rows_dropped} dropped: {'; '.join(res.drop_reasons)})" if res.rows_dropped else "")
+        for line in (*(f"dropped: {r}" for r in res.drop_reasons), *(f"sample: {s}" for s in samples)):
+            ctx.log(self.src, line)  # the log, and the terminal with -v
+        ctx.record(self.src, key, meta["metrics"], meta["digest"], seconds=secs, info=info)
         for rc in raws:
             if rc.address in ctx.analysis.fingerprints and ctx.action(rc.address) is not Action.REUSE:
                 self.record_raw(rc.address, meta)
@@ -183,20 +212,51 @@ def _digest(hash_sum: Any, count: Any) -> str:
 
 def _waves(ctx: RunContext, frame: _Frame, rest: list[Address]) -> None:
     """Aggregates and transforms in dependency waves: each wave's aggregates in one job,
-    then each wave's transforms in one pass and one table."""
+    then each wave's transforms in one pass and one table. A block is tried once; what
+    needs a block that failed is left for the scheduler to report as skipped."""
     remaining = [a for a in rest if ctx.needs_work(a)]
-    while remaining:
+    tried: set[Address] = set()
+    while remaining := _runnable(ctx, remaining, tried):
         ready = [a for a in remaining if all(_available(ctx, d) for d in ctx.analysis.graph.deps[a]
                                              if d.kind in (Kind.AGGREGATE, Kind.TRANSFORMED_COLUMN))]
         if not ready:
             missing = ", ".join(str(a) for a in remaining)
             raise RuntimeError(f"cannot order {missing}: inputs never became available")
         aggs = [a for a in ready if a.kind is Kind.AGGREGATE]
-        if aggs:
-            _aggregate(ctx, frame, aggs)
-        else:
-            _transform(ctx, frame, [a for a in ready if a.kind is Kind.TRANSFORMED_COLUMN])
-        remaining = [a for a in remaining if str(a) not in ctx.records]
+        wave = aggs or [a for a in ready if a.kind is Kind.TRANSFORMED_COLUMN]
+        tried.update(wave)
+        _run_wave(ctx, frame, wave, _aggregate if aggs else _transform)
+
+
+def _runnable(ctx: RunContext, remaining: list[Address], tried: set[Address]) -> list[Address]:
+    """The blocks still to try: not tried yet, and needing no block that failed or was
+    tried without being built (`remaining` is in dependency order)."""
+    lost = {str(a) for a in tried if str(a) not in ctx.records} | set(ctx.failed)
+    out = []
+    for a in remaining:
+        if a in tried or str(a) in ctx.records:
+            continue
+        if any(str(d) in lost for d in ctx.analysis.graph.deps[a]):
+            lost.add(str(a))
+            continue
+        out.append(a)
+    return out
+
+
+def _run_wave(ctx: RunContext, frame: _Frame, wave: list[Address],
+              step: Callable[[RunContext, _Frame, list[Address]], None]) -> None:
+    """One wave; an unexpected failure of its shared Spark job is reported once, on its
+    first block left undone (the others are skipped because of it)."""
+    start = time.monotonic()
+    try:
+        step(ctx, frame, wave)
+    except StateError:
+        raise
+    except Exception as e:  # noqa: BLE001 - reported on one block; the unit goes on
+        blame = next((a for a in wave if str(a) not in ctx.records and str(a) not in ctx.failed), None)
+        if blame is not None:
+            fail_block(ctx, blame, e, time.monotonic() - start)
+        frame.reset()
 
 
 def _available(ctx: RunContext, addr: Address) -> bool:
@@ -212,7 +272,7 @@ def _custom_path(ctx: RunContext, ref: Address | None) -> Path | None:
 
 
 def _aggregate(ctx: RunContext, frame: _Frame, addrs: list[Address]) -> None:
-    from runtime.aggregates import AggJob, compute_aggregates
+    from runtime.aggregates import AggJob, compute_each
 
     start = time.monotonic()
     jobs = []
@@ -225,10 +285,13 @@ def _aggregate(ctx: RunContext, frame: _Frame, addrs: list[Address]) -> None:
                            _custom_path(ctx, cfg.custom),
                            ctx.analysis.checked.types.aggregates[a]))  # type-checked: always known
     cols = sorted({v.name for a in addrs for v in ctx.cfg(a).inputs.values()})  # type: ignore[attr-defined]
-    values = compute_aggregates(frame.spark, frame.ensure(cols), jobs)
+    res = compute_each(frame.spark, frame.ensure(cols), jobs)
     secs = (time.monotonic() - start) / max(len(addrs), 1)
     for a in addrs:
-        value = values[a.name]
+        if a.name in res.errors:
+            fail_block(ctx, a, res.errors[a.name], secs)
+            continue
+        value = res.values[a.name]
         meta: dict[str, Any] = {"metrics": {"value": value}, "digest": value_digest(value)}
         commit_meta(ctx.store, ctx.key(a), meta)
         shown = repr(value) if len(repr(value)) < 200 else repr(value)[:197] + "..."
@@ -253,26 +316,66 @@ def agg_values(ctx: RunContext, addrs: list[Address]) -> dict[str, Any]:
 
 
 def _transform(ctx: RunContext, frame: _Frame, addrs: list[Address]) -> None:
-    from runtime.transforms import apply_transforms
+    from runtime.transforms import build_columns
 
     start = time.monotonic()
-    jobs = [transform_job(ctx, a) for a in addrs]
+    jobs = {a: transform_job(ctx, a) for a in addrs}
     for a in addrs:
         ctx.hooks.block(_running(a))
     col_inputs = sorted({r.name for a in addrs for r in ctx.cfg(a).inputs.values()  # type: ignore[attr-defined]
                          if r.kind is not Kind.AGGREGATE and r not in addrs})
     aggs = sorted({r for a in addrs for r in ctx.cfg(a).inputs.values() if r.kind is Kind.AGGREGATE})  # type: ignore[attr-defined]
     base = frame.ensure(col_inputs)
-    out = apply_transforms(base, jobs, agg_values(ctx, aggs))
+    values = agg_values(ctx, aggs)
+    _precheck(ctx, base, jobs, values)
+    while jobs:
+        out, errors = build_columns(base, list(jobs.values()), values)
+        for a in [a for a, job in jobs.items() if job.name in errors]:
+            fail_block(ctx, a, errors[jobs.pop(a).name])
+        try:
+            if jobs:
+                _write_wave(ctx, frame, out, list(jobs), start)
+            break
+        except UserCodeError as e:  # raised on a worker, for one job: leave it out, write the others
+            failing = next((a for a, job in jobs.items() if job.block == e.block), None)
+            if failing is None:
+                raise
+            fail_block(ctx, failing, e, time.monotonic() - start)
+            del jobs[failing]
+    frame.reset()
+
+
+def _precheck(ctx: RunContext, base: Any, jobs: dict[Address, TransformJob], values: dict[str, Any]) -> None:
+    """Run each custom transformer in the driver on a sample of its inputs; one that fails
+    is reported and left out of the wave."""
+    from runtime.transforms import precheck, sample_inputs
+
+    custom = {a: job for a, job in jobs.items() if job.custom_path is not None}
+    if not custom:
+        return
+    sample = sample_inputs(base, list(custom.values()))
+    for a, job in custom.items():
+        try:
+            precheck(sample, job, values)
+        except MlpError as e:
+            fail_block(ctx, a, e)
+            del jobs[a]
+
+
+def _write_wave(ctx: RunContext, frame: _Frame, out: Any, addrs: list[Address], start: float) -> None:
+    """Write the wave's columns as one table and record each of its blocks."""
+    from runtime.transforms import worker_errors
+
     names = [a.name for a in addrs]
     batch = hashlib.sha256("".join(sorted(ctx.fp(a) for a in addrs)).encode()).hexdigest()
     key = artifact_key(batch)
     tmp = ctx.store.temp_dir(key)
-    out.select(ROW, *names).write.parquet(str(tmp / "table"))
+    before_cols = sorted({c for a in addrs for c in _input_cols(ctx, a)} - set(names))
+    with worker_errors():
+        out.select(ROW, *names).write.parquet(str(tmp / "table"))
+        sample = out.select(*before_cols, *names).limit(3).collect()
     written = frame.spark.read.parquet(str(tmp / "table"))
     digests = column_digests(written, names)
-    before_cols = sorted({c for a in addrs for c in _input_cols(ctx, a)} - set(names))
-    sample = out.select(*before_cols, *names).limit(3).collect()
     rows = ctx.meta(frame.src).get("metrics", {}).get("rows")
     write_meta(tmp, {"columns": names, "digests": digests})
     ctx.store.commit(key, tmp)
@@ -284,10 +387,8 @@ def _transform(ctx: RunContext, frame: _Frame, addrs: list[Address]) -> None:
                 "samples": [str(x) for x in lines]}
         commit_meta(ctx.store, ctx.key(a), meta)
         for line in lines:
-            ctx.log(a, "sample: " + line, echo=False)
-        ctx.record(a, ctx.key(a), meta["metrics"], digests[a.name], seconds=secs,
-                   info="transformed", details=lines)
-    frame.reset()
+            ctx.log(a, "sample: " + line)  # the log, and the terminal with -v
+        ctx.record(a, ctx.key(a), meta["metrics"], digests[a.name], seconds=secs, info="transformed")
 
 
 def _input_cols(ctx: RunContext, a: Address) -> list[str]:

@@ -12,6 +12,10 @@ from typing import Any, Protocol
 
 
 class Status(StrEnum):
+    """A block's status during an apply. A FAILED event's `info` is the first line of its
+    error, whose whole message the caller shows once, at the end; a SKIPPED event names
+    its `cause`."""
+
     PENDING = "pending"
     RUNNING = "running"
     CACHED = "cached"      # reused from the artifact store, or carried over by early cut-off
@@ -28,6 +32,7 @@ class BlockEvent:
     info: str = ""                      # a one-line summary: rows, value, accuracy...
     details: tuple[str, ...] = ()       # sample rows, metric lines
     data: dict[str, Any] = field(default_factory=dict)
+    cause: str = ""                     # SKIPPED: the address of the failed block it needed
 
 
 class Hooks(Protocol):

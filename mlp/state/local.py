@@ -23,12 +23,15 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from mlp.errors import LockError, StateError
+from mlp.errors import LockError, StateError, os_error_help
+from mlp.safeio import NotRegularFile, read_regular
 from mlp.state.lock import LockInfo, lock_error
 from mlp.state.model import BlockRecord, JournalEntry, State
 
@@ -36,10 +39,33 @@ STATE_FILE = "state.json"
 JOURNAL_FILE = "state.journal"
 LOCK_FILE = "state.lock"
 _READ_ATTEMPTS = 5
+_LOCK_LIMIT = 1 << 20  # bytes; a lock file holds a few hundred
 _LOCK_READ_TIMEOUT = 1.0  # how long a half-written lock file may stay unreadable
 _CHUNK = 64 * 1024
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*/[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 _ADDRESS_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _writes(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """A write whose OSError (a folder that cannot be written, a file where a folder
+    should be, a full or read-only disk) becomes a StateError naming the path and the fix."""
+    def wrap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        @wraps(fn)
+        def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return fn(*args, **kwargs)
+            except OSError as e:
+                raise write_error(e, what) from None
+        return run
+    return wrap
+
+
+def write_error(e: OSError, what: str) -> StateError:
+    detail, fix = os_error_help(e)
+    return StateError(f"Cannot write {what}", detail,
+                      f'{fix}; or keep the state in another folder: backend "local" {{ path = "DIR" }}')
 
 
 class LocalBackend:
@@ -92,6 +118,7 @@ class LocalBackend:
                 base = entry.apply(base)
         return base
 
+    @_writes("the state")
     def write_state(self, state: State) -> State:
         current = self.read_state() if self._state_path.exists() else None
         if current is not None and current.lineage != state.lineage:
@@ -119,21 +146,19 @@ class LocalBackend:
         self._append(lambda serial: JournalEntry.output(serial, key, value))
 
     def _read_state_file(self) -> State | None:
-        try:
-            text = self._state_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        data = _read_backend_file(self._state_path)
+        if data is None:
             return None
         try:
-            return State.from_json(json.loads(text))
+            return State.from_json(_json_document(data))
         except json.JSONDecodeError as e:
             raise _corrupt(self._state_path, f"line {e.lineno}, column {e.colno}: {e.msg}") from None
-        except ValueError as e:
+        except ValueError as e:  # UnicodeDecodeError too: raw bytes are never echoed
             raise _corrupt(self._state_path, str(e)) from None
 
     def _read_journal(self) -> list[JournalEntry]:
-        try:
-            data = self._journal_path.read_bytes()
-        except FileNotFoundError:
+        data = _read_backend_file(self._journal_path)
+        if data is None:
             return []
         lines = data.split(b"\n")
         # The last piece has no newline: empty, or a torn append from a crash. Ignore it.
@@ -141,10 +166,11 @@ class LocalBackend:
 
     def _parse_entry(self, line: bytes, where: str) -> JournalEntry:
         try:
-            return JournalEntry.from_json(json.loads(line))
+            return JournalEntry.from_json(_json_document(line))
         except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise _corrupt(self._journal_path, f"{where}: {e}") from None
 
+    @_writes("the state journal")
     def _append(self, make: Callable[[int], JournalEntry]) -> None:
         """Append the entry `make(serial)` to the journal with the next serial, durably."""
         if not self._state_path.exists():  # fix the lineage before the first entry
@@ -185,6 +211,7 @@ class LocalBackend:
 
     # -- lock ----------------------------------------------------------------------------
 
+    @_writes("the state lock")
     def lock(self, command: str) -> LockInfo:
         """Take the lock. Besides the lock file (which names the holder), the holder keeps an
         OS lock (flock) on `state.lock.os` for as long as it runs: the kernel drops it when the
@@ -248,6 +275,7 @@ class LocalBackend:
             return None
         return fd
 
+    @_writes("the state lock")
     def unlock(self, lock_id: str) -> None:
         held = self.current_lock()
         if held is None:
@@ -269,11 +297,13 @@ class LocalBackend:
         deadline = time.monotonic() + _LOCK_READ_TIMEOUT
         while True:
             try:
-                text = self._lock_path.read_text(encoding="utf-8")
+                data = read_regular(self._lock_path, _LOCK_LIMIT)
             except FileNotFoundError:
                 return None
+            except OSError as e:  # a FIFO or a device is never read: it could block
+                raise _unreadable_lock(self._lock_path, _os_reason(e)) from None
             try:
-                return LockInfo.from_json(json.loads(text))
+                return LockInfo.from_json(_json_document(data))
             except ValueError as e:
                 if time.monotonic() > deadline:
                     raise _unreadable_lock(self._lock_path, str(e)) from None
@@ -305,10 +335,12 @@ class LocalArtifactStore:
     def local_path(self, key: str) -> Path:
         return self.root / _check_key(key)
 
+    @_writes("the artifact store")
     def temp_dir(self, key: str) -> Path:
         self._tmp.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=_check_key(key).replace("/", "_") + ".", dir=self._tmp))
 
+    @_writes("the artifact store")
     def commit(self, key: str, tmp_dir: Path) -> None:
         dest = self.local_path(key)
         if Path(tmp_dir).resolve().parent != self._tmp.resolve():
@@ -318,6 +350,7 @@ class LocalArtifactStore:
         os.rename(tmp_dir, dest)
         _fsync_dir(dest.parent)
 
+    @_writes("the artifact store")
     def delete(self, key: str) -> None:
         self._move_aside(self.local_path(key))
 
@@ -332,6 +365,7 @@ class LocalArtifactStore:
             if child.is_dir() and not child.name.startswith(".")
         )
 
+    @_writes("the artifact store")
     def sweep(self) -> int:
         if not self._tmp.is_dir():
             return 0
@@ -359,20 +393,22 @@ class LocalLogStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @_writes("the logs")
     def path(self, address: str) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         return self._file(address)
 
     def read(self, address: str) -> str:
-        try:
-            return self._file(address).read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        data = _read_backend_file(self._file(address))
+        return "" if data is None else data.decode("utf-8", errors="replace")
 
     def _file(self, address: str) -> Path:
-        if not _ADDRESS_RE.match(address):
+        """`<root>/<address>.log`; an instance's key is percent-encoded (`aggregate.mean%5B%22x%22%5D.log`),
+        so no key can leave the folder, and plain addresses keep their names."""
+        name = urllib.parse.quote(address, safe="_.-")
+        if not _ADDRESS_RE.match(address.split("[", 1)[0]) or name.startswith("."):
             raise ValueError(f"not a block address: {address!r}")
-        return self.root / f"{address}.log"
+        return self.root / f"{name}.log"
 
 
 # -- files ----------------------------------------------------------------------------------
@@ -457,6 +493,32 @@ def _check_key(key: str) -> str:
     if not _KEY_RE.match(key):
         raise ValueError(f"not an artifact key (PREFIX/NAME): {key!r}")
     return key
+
+
+def _read_backend_file(path: Path) -> bytes | None:
+    """The bytes of a backend file, None when there is none. A FIFO or a device in its place is
+    never read (that could block): it is an error naming the file, like one that cannot be read."""
+    try:
+        return read_regular(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise StateError(f"Cannot read {path.name}", detail=f"{path}: {_os_reason(e)}.",
+                         hint=f"Make {path} a readable regular file, or move it aside.") from None
+
+
+def _json_document(data: bytes) -> Any:
+    """JSON from the backend, as plain data: UTF-8 only, and nesting too deep is a ValueError."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("values nested too deep") from None
+
+
+def _os_reason(e: OSError) -> str:
+    if isinstance(e, NotRegularFile):
+        return f"it is {e.what}, not a regular file"
+    return e.strerror or str(e)
 
 
 # -- errors ---------------------------------------------------------------------------------
