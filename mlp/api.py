@@ -380,6 +380,13 @@ def predict(app_dir: Path, api_name: str, text: str) -> tuple[int, Any]:
     if not endpoint:
         raise UsageError(f"{address} is not running", "The state has no endpoint for it.",
                          "Run `mlp apply` first; `mlp output` lists the endpoints.")
+    from mlp.providers import Endpoint
+    from mlp.providers.local import is_local_url
+
+    parsed = Endpoint.from_json(endpoint)
+    if parsed is None or not is_local_url(parsed.url, parsed.port):
+        raise UsageError(f"{address}: the state's endpoint is not a local server", f"It records {endpoint!r:.120}.",
+                         "Run `mlp apply` to start the api again; it records the endpoint anew.")
     try:
         resp = httpx.post(f"{endpoint['url']}/predict", json=payload, timeout=30)
     except httpx.HTTPError as e:

@@ -14,12 +14,19 @@ stops training. The thresholds:
                          constant prediction (class shares, or the mean); for
                          a custom estimator: the loss fell by < 1% after the    MIN_LOSS_DROP
                          first epoch (needs 3 epochs)
+    large_target         a regression target with stddev > 1e9: Adam squares   TARGET_STD_MAX
+                         gradients of the order of stddev², which overflows
+                         32-bit floats (from about 5e9 the loss becomes NaN)
+
+A feature named in `scaled` (the output of a `normalize` or `min_max_scale` transformer, which
+the trainer spec lists) is never told to be normalized. `diverged` words the error of a loss
+that became NaN or infinite: it blames the target when the target is what overflows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +39,7 @@ SCALE_MAX = 10.0
 OVERFIT_GAP = 0.10
 NO_CONVERGENCE_RATIO = 0.98
 MIN_LOSS_DROP = 0.01
+TARGET_STD_MAX = 1e9
 
 
 @dataclass(frozen=True)
@@ -44,11 +52,53 @@ class TrainWarning:
         return {"code": self.code, "message": self.message, "fix": self.fix}
 
 
-def check_data(model: str, features: Sequence[Column], profile: Profile, balance: str
-               ) -> list[TrainWarning]:
-    """Warnings known before training starts."""
+def check_data(model: str, features: Sequence[Column], profile: Profile, balance: str,
+               scaled: Collection[str] = (), target: str = "") -> list[TrainWarning]:
+    """Warnings known before training starts. `scaled`: the features that are outputs of
+    normalize or min_max_scale; `target`: the target's name, for the messages."""
     out = _imbalance(model, profile) if balance == "none" else []
-    return out + _correlated(model, profile) + _unscaled(model, features, profile)
+    return (out + _correlated(model, profile) + _unscaled(model, features, profile, scaled)
+            + _large_target(model, profile, target))
+
+
+def diverged(model: str, epoch: int, loss: float, learning_rate: float, features: Sequence[Column],
+             profile: Profile, scaled: Collection[str] = (), target: str = "") -> tuple[str, str]:
+    """The message and the fix of a training loss that became NaN or infinite in `epoch`."""
+    what = "NaN" if math.isnan(loss) else "infinite"
+    message = f"{model}: the training loss became {what} in epoch {epoch}"
+    if _target_too_large(profile):
+        return (f"{message}: the values of its target{_named(target)} are too large "
+                f"(stddev {profile.target_std:.4g}) for 32-bit training", _scale_target_fix(model, target))
+    raw = _unscaled_names(features, profile, scaled)
+    fix = f"lower training.learning_rate (now {learning_rate:g}) in {model}"
+    if raw:
+        fix += f', or normalize its raw numeric features ({", ".join(raw)}) with transformer = "normalize"'
+    return message, fix
+
+
+def _named(target: str) -> str:
+    return f" {target!r}" if target else ""
+
+
+def _target_too_large(profile: Profile) -> bool:
+    return profile.labels is None and profile.target_std > TARGET_STD_MAX
+
+
+def _scale_target_fix(model: str, target: str) -> str:
+    of = repr(target) if target else "the target"
+    return (f"train {model} on a scaled target: a transformed_column of {of} with transformer = "
+            '"min_max_scale" (or "log" for positive values) as its target; a smaller '
+            "training.learning_rate does not help here")
+
+
+def _large_target(model: str, profile: Profile, target: str) -> list[TrainWarning]:
+    if not _target_too_large(profile):
+        return []
+    return [TrainWarning(
+        "large_target",
+        f"{model}: the regression target{_named(target)} has a very large spread (mean "
+        f"{profile.target_mean:.4g}, stddev {profile.target_std:.4g}); training in 32-bit floats "
+        "overflows", _scale_target_fix(model, target))]
 
 
 def check_training(model: str, history: Sequence[dict[str, float]],
@@ -90,21 +140,30 @@ def _correlated(model: str, profile: Profile) -> list[TrainWarning]:
     return out
 
 
-def _unscaled(model: str, features: Sequence[Column], profile: Profile) -> list[TrainWarning]:
-    stats, out = profile.numeric, []
-    kinds = {f.name: f.type for f in features}
-    for i, name in enumerate(stats.names):
-        if kinds.get(name) not in (ColumnType.FLOAT, ColumnType.INT):
-            continue
-        mean, std = float(stats.mean[i]), float(stats.std[i])
-        if max(abs(mean), std) > SCALE_MAX:
-            out.append(TrainWarning(
-                "unscaled_feature",
-                f"{model}: feature {name!r} is used raw with a large spread "
-                f"(mean {mean:.4g}, stddev {std:.4g})",
-                f'feed {model} a transformed_column of {name!r} with transformer = '
-                f'"normalize" (inputs: the column and its mean and stddev aggregates)'))
+def _unscaled(model: str, features: Sequence[Column], profile: Profile,
+              scaled: Collection[str] = ()) -> list[TrainWarning]:
+    stats = profile.numeric
+    index = {name: i for i, name in enumerate(stats.names)}
+    out = []
+    for name in _unscaled_names(features, profile, scaled):
+        mean, std = float(stats.mean[index[name]]), float(stats.std[index[name]])
+        out.append(TrainWarning(
+            "unscaled_feature",
+            f"{model}: feature {name!r} is used raw with a large spread "
+            f"(mean {mean:.4g}, stddev {std:.4g})",
+            f'feed {model} a transformed_column of {name!r} with transformer = '
+            f'"normalize" (inputs: the column and its mean and stddev aggregates)'))
     return out
+
+
+def _unscaled_names(features: Sequence[Column], profile: Profile, scaled: Collection[str]) -> list[str]:
+    """Numeric features used raw with a large spread, in the profile's order; never one that a
+    normalize or min_max_scale transformer made (its spread is the data's, not the scale's)."""
+    stats = profile.numeric
+    kinds = {f.name: f.type for f in features}
+    return [name for i, name in enumerate(stats.names)
+            if kinds.get(name) in (ColumnType.FLOAT, ColumnType.INT) and name not in scaled
+            and max(abs(float(stats.mean[i])), float(stats.std[i])) > SCALE_MAX]
 
 
 def _overfitting(model: str, eval_metrics: dict[str, Any], train_metrics: dict[str, Any]

@@ -43,7 +43,7 @@ import numpy as np
 from mlp.builtins.catalogue import TRAINING_DEFAULTS
 from mlp.coltypes import ColumnType
 from mlp.errors import MlpError
-from runtime import packing, tfdata
+from runtime import guardrails, packing, tfdata
 from runtime.tfdata import Column
 
 Emit = Callable[[dict[str, Any]], None]
@@ -98,6 +98,7 @@ class TrainSpec:
     data: str
     out_dir: str
     tensorboard_dir: str | None = None  # where the epochs' scalars go as TensorBoard events
+    scaled_features: tuple[str, ...] = ()  # made by normalize/min_max_scale: never told to normalize
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TrainSpec:
@@ -108,7 +109,8 @@ class TrainSpec:
                        d.get("custom_path"), feats, _column(d["target"]),
                        dict(d.get("hparams") or {}), Training.from_json(d.get("training") or {}),
                        str(d.get("balance") or "none"), str(d["data"]), str(d["out_dir"]),
-                       str(d["tensorboard_dir"]) if d.get("tensorboard_dir") else None)
+                       str(d["tensorboard_dir"]) if d.get("tensorboard_dir") else None,
+                       tuple(str(f) for f in d.get("scaled_features") or ()))
         except (KeyError, TypeError, ValueError) as e:
             raise TrainError(f"the training spec is invalid: {type(e).__name__}: {e}",
                              "the engine wrote a spec this trainer does not understand") from e
@@ -126,14 +128,14 @@ def run(spec: TrainSpec, emit: Emit) -> dict[str, Any]:
     _check_rows(spec, profile)
     reader = _completed(reader, spec, profile)
     counts = _class_counts(reader, profile)
-    from runtime import guardrails
 
-    warnings = guardrails.check_data(spec.model, reader.features, profile, spec.balance)
+    warnings = guardrails.check_data(spec.model, reader.features, profile, spec.balance,
+                                     spec.scaled_features, spec.target.name)
     for w in warnings:
         emit({"event": "warning", **w.to_json()})
     model = _model(spec, reader, profile)
     train_rows = sum(counts["train"].values()) if counts else profile.train_rows  # balanced
-    history = _fit(spec, model, reader, (train_rows, profile.eval_rows), emit)
+    history = _fit(spec, model, reader, profile, (train_rows, profile.eval_rows), emit)
     call = _predict_function(model, reader.features)
     metrics = evaluate(model, reader, train=False, call=call)
     train_metrics = evaluate(model, reader, train=True, call=call)
@@ -287,8 +289,8 @@ def _datasets(spec: TrainSpec, reader: tfdata.Reader, rows: tuple[int, int]
             dataset(False, lambda: reader.blocks(False), rows[1], max(t.batch_size, 1024), None))
 
 
-def _fit(spec: TrainSpec, model: Any, reader: tfdata.Reader, rows: tuple[int, int],
-         emit: Emit) -> list[dict[str, float]]:
+def _fit(spec: TrainSpec, model: Any, reader: tfdata.Reader, profile: tfdata.Profile,
+         rows: tuple[int, int], emit: Emit) -> list[dict[str, float]]:
     import keras
 
     t = spec.training
@@ -299,7 +301,9 @@ def _fit(spec: TrainSpec, model: Any, reader: tfdata.Reader, rows: tuple[int, in
             logs = {k: float(v) for k, v in (logs or {}).items()}
             loss = logs.get("loss", math.nan)
             if not math.isfinite(loss):
-                raise TrainError(*_diverged(spec, reader, epoch + 1, loss))
+                raise TrainError(*guardrails.diverged(
+                    spec.model, epoch + 1, loss, t.learning_rate, reader.features, profile,
+                    spec.scaled_features, spec.target.name))
             history.append({"epoch": epoch + 1, **logs})
             emit({"event": "epoch", "epoch": epoch + 1, "epochs": t.epochs, "loss": loss,
                   "val_loss": logs.get("val_loss"),
@@ -348,16 +352,6 @@ def _tensorboard(log_dir: str) -> Any:
                 w.flush()
 
     return Events()
-
-
-def _diverged(spec: TrainSpec, reader: tfdata.Reader, epoch: int, loss: float
-              ) -> tuple[str, str]:
-    what = "NaN" if math.isnan(loss) else "infinite"
-    raw = [f.name for f in reader.features if f.dtype == "float32"]
-    return (f"{spec.model}: the training loss became {what} in epoch {epoch}",
-            f"lower training.learning_rate (now {spec.training.learning_rate:g}) in "
-            f"{spec.model}, or normalize its raw numeric features "
-            f"({', '.join(raw) or 'none'}) with transformer = \"normalize\"")
 
 
 def _predict_function(model: Any, features: tuple[Column, ...]) -> Callable[[Any], Any]:

@@ -8,10 +8,12 @@ part of every fingerprint that uses it, so affected blocks rebuild.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mlp.coltypes import ColumnType as T
+from mlp.config.schema import AT_LEAST_1, Field, Range
 
 NUMERIC = frozenset({T.INT, T.FLOAT})
 SCALAR = frozenset({T.INT, T.FLOAT, T.STRING, T.BOOL})
@@ -65,10 +67,19 @@ class TransformerSpec:
 
 @dataclass(frozen=True)
 class EstimatorSpec:
+    """A built-in estimator. `params` declares each hparam it takes as a schema `Field` (type,
+    default, range), checked at validate as every app setting is; `hparams` are their defaults,
+    which the fingerprint and the trainer fill in."""
+
     name: str
     version: str
     hparams: dict[str, object]
     doc: str
+    params: Mapping[str, Field] = field(default_factory=dict)
+
+
+def _estimator(name: str, version: str, doc: str, params: Mapping[str, Field]) -> EstimatorSpec:
+    return EstimatorSpec(name, version, {k: f.default for k, f in params.items()}, doc, dict(params))
 
 
 def _col(types: frozenset[T] = SCALAR, numeric_only: bool = False, name: str = "column") -> Slot:
@@ -141,11 +152,27 @@ TRANSFORMERS: dict[str, TransformerSpec] = {
     ]
 }
 
+# The names Keras 3 takes as the activation of a Dense layer of any width (not "glu", which
+# halves an even width, nor "threshold", which needs arguments).
+ACTIVATIONS = ("celu", "elu", "exponential", "gelu", "hard_shrink", "hard_sigmoid", "hard_silu",
+               "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish",
+               "relu", "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus",
+               "softsign", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh",
+               "tanh_shrink")
+
+DNN_HPARAMS: dict[str, Field] = {
+    "hidden_units": Field("list", default=[64, 32], item=Field("int", range=AT_LEAST_1), nonempty=True,
+                          doc="Each number is the width of one hidden layer, first to last."),
+    "activation": Field("str", default="relu", choices=ACTIVATIONS, doc="The activation of the hidden layers."),
+    "dropout": Field("num", default=0.0, range=Range(0, 1, max_open=True), example=0.2,
+                     doc="The share of a hidden layer's outputs dropped at each training step; 0: none."),
+    "embedding_dim": Field("int", default=8, range=AT_LEAST_1,
+                           doc="The width of the embedding of each categorical or STRING feature."),
+}
+
 ESTIMATORS: dict[str, EstimatorSpec] = {
-    "linear": EstimatorSpec("linear", "1", {}, "linear or logistic regression"),
-    "dnn": EstimatorSpec("dnn", "1", {"hidden_units": [64, 32], "activation": "relu",
-                                      "dropout": 0.0, "embedding_dim": 8},
-                         "a multilayer perceptron"),
+    "linear": _estimator("linear", "1", "linear or logistic regression", {}),
+    "dnn": _estimator("dnn", "1", "a multilayer perceptron", DNN_HPARAMS),
 }
 
 TRAINING_DEFAULTS: dict[str, object] = {

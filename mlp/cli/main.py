@@ -219,7 +219,7 @@ def apply(planfile: Optional[Path] = typer.Argument(None, help="A plan saved wit
             def _p(self) -> Any:
                 nonlocal progress
                 if progress is None:
-                    progress = make_progress(out)
+                    progress = make_progress(out, verbose)
                 return progress
 
             def block(self, e: Any) -> None:

@@ -1,4 +1,8 @@
-"""Apply progress: a live table of blocks on a terminal, plain lines elsewhere."""
+"""Apply progress: a live table of blocks on a terminal, plain lines elsewhere.
+
+A failed block's line says only that it failed: its error is shown once, in the summary
+after the run (`mlp.cli.summary`). A skipped block's line names the failure it needed.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +12,39 @@ from typing import Any
 
 from mlp.engine.events import BlockEvent, Status
 
+FAILED_INFO = "the error is shown below"
 _STYLE = {Status.PENDING: "dim", Status.RUNNING: "yellow", Status.CACHED: "cyan", Status.DONE: "green",
           Status.FAILED: "red", Status.SKIPPED: "magenta"}
 
 
 class PlainProgress:
-    """One line per finished block, and each streamed log line (training epochs)."""
+    """One line per finished block (and its warnings); with `verbose`, also a line when a
+    block starts and every streamed log line (epochs, sample rows)."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, verbose: bool = False) -> None:
         self.out = out
+        self.verbose = verbose
         self._lock = threading.Lock()
 
     def block(self, e: BlockEvent) -> None:
         if e.status in (Status.PENDING, Status.RUNNING):
-            if e.status is Status.RUNNING:
+            if e.status is Status.RUNNING and self.verbose:
                 with self._lock:
                     self.out.line(f"  {e.address}: running")
             return
+        if not self.verbose and e.status in (Status.DONE, Status.CACHED) and _part_of_ingest(e.address):
+            return  # its source's line counts it
         secs = f" [{e.seconds:.1f}s]" if e.seconds >= 0.05 else ""
+        info = _info(e)
         with self._lock:
-            self.out.line(f"  {e.address}: {e.status.value}{secs}" + (f"  {e.info}" if e.info else ""),
+            self.out.line(f"  {e.address}: {e.status.value}{secs}" + (f"  {info}" if info else ""),
                           _STYLE[e.status])
             for d in e.details:
                 self.out.line(f"      {d}", "dim")
 
     def log(self, address: str, line: str) -> None:
+        if not self.verbose:
+            return  # it is in `mlp logs ADDRESS`
         with self._lock:
             self.out.line(f"  {address}: {line}", "dim")
 
@@ -43,10 +55,11 @@ class PlainProgress:
 class LiveProgress:
     """A rich Live table: every block with its status and duration, log lines above it."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, verbose: bool = False) -> None:
         from rich.live import Live
 
         self.out = out
+        self.verbose = verbose
         self.rows: dict[str, tuple[Status, float, str, float]] = {}
         self._lock = threading.Lock()
         self.live = Live(self._table(), console=out._con(), refresh_per_second=8, transient=False)
@@ -72,7 +85,7 @@ class LiveProgress:
     def block(self, e: BlockEvent) -> None:
         with self._lock:
             started = time.monotonic() if e.status is Status.RUNNING else self.rows.get(e.address, (0, 0, "", 0))[3]
-            self.rows[e.address] = (e.status, e.seconds, e.info, started)
+            self.rows[e.address] = (e.status, e.seconds, _info(e), started)
             if e.details and e.status is Status.DONE:
                 self.live.console.print(f"[bold]{e.address}[/]")
                 for d in e.details:
@@ -80,8 +93,13 @@ class LiveProgress:
             self.live.update(self._table())
 
     def log(self, address: str, line: str) -> None:
+        """With -v, the line above the table; else it shows, cut short, in its block's row."""
         with self._lock:
-            self.live.console.print(f"{address}: {line}", style="dim", markup=False, highlight=False)
+            if self.verbose:
+                self.live.console.print(f"{address}: {line}", style="dim", markup=False, highlight=False)
+            elif address in self.rows and self.rows[address][0] is Status.RUNNING:
+                status, secs, _, started = self.rows[address]
+                self.rows[address] = (status, secs, line, started)
             self.live.update(self._table())
 
     def close(self) -> None:
@@ -89,9 +107,24 @@ class LiveProgress:
         self.live.stop()
 
 
-def make_progress(out: Any) -> Any:
+def _part_of_ingest(address: str) -> bool:
+    """Raw columns are made by their source's ingest, which reports them on its own line."""
+    from mlp.graph.address import Kind
+
+    return address.startswith(Kind.RAW_COLUMN.value + ".")
+
+
+def _info(e: BlockEvent) -> str:
+    if e.status is Status.FAILED:
+        return FAILED_INFO
+    if e.status is Status.SKIPPED and e.cause:
+        return f"because {e.cause} failed"
+    return e.info
+
+
+def make_progress(out: Any, verbose: bool = False) -> Any:
     import os
     import sys
 
     live = sys.stdout.isatty() and not os.environ.get("MLP_IN_AUTOMATION")
-    return LiveProgress(out) if live else PlainProgress(out)
+    return LiveProgress(out, verbose) if live else PlainProgress(out, verbose)

@@ -59,12 +59,13 @@ def render_block(view: Any) -> list[tuple[str, str]]:
         rows.append(("input", f"{key} {value[:12]}"))
     for name, value in sorted((rec.get("settings") or {}).items()):
         rows.append((f"setting {name}", _short(value)))
-    out += [(f"  {k:<18}{v}", "") for k, v in rows if v]
+    width = max(len(k) for k, v in rows if v) + 2
+    out += [(f"  {k:<{width}}{v}", "") for k, v in rows if v]
     metrics = rec.get("metrics") or {}
     for name in ("eval", "train"):
         if isinstance(metrics.get(name), dict) and metrics[name]:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics[name].items()) if isinstance(v, (int, float)))
-            out.append((f"  {name + ' metrics':<18}{shown}", ""))
+            out.append((f"  {name + ' metrics':<{width}}{shown}", ""))
     return out
 
 

@@ -20,15 +20,41 @@ from mlp.state.backend import Backend
 
 
 @dataclass(frozen=True)
+class ModelReport:
+    """How a model trained in this apply did, against the one it replaces."""
+
+    address: str
+    metrics: dict[str, float]           # evaluation metrics (numbers only)
+    best_epoch: int | None
+    epochs: int | None
+    previous: dict[str, float] | None   # the replaced model's evaluation metrics
+
+    @property
+    def main(self) -> str | None:
+        return next((m for m in ("accuracy", "r2") if m in self.metrics), None)
+
+
+@dataclass(frozen=True)
+class EndpointReport:
+    address: str
+    url: str
+    model: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     plan: Plan
-    built: tuple[str, ...]
+    built: tuple[str, ...]        # run in this apply (carried-over blocks are not)
     reused: tuple[str, ...]
     destroyed: tuple[str, ...]
     failed: dict[str, str]       # address -> message
-    skipped: dict[str, str]      # address -> the failed unit it needed
+    skipped: dict[str, str]      # address -> the failed block it needed
     seconds: float
     spark_started: bool
+    carried: tuple[str, ...] = ()       # rebuilt by the plan, carried over by early cut-off
+    models: tuple[ModelReport, ...] = ()
+    endpoints: tuple[EndpointReport, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -92,15 +118,43 @@ def _destroy_removed(ctx: RunContext, plan: Plan) -> tuple[str, ...]:
 def _result(ctx: RunContext, plan: Plan, units: list[Unit], outcome: Outcome, destroyed: tuple[str, ...],
             seconds: float) -> ApplyResult:
     failed: dict[str, str] = dict(ctx.failed)
-    skipped: dict[str, str] = {}
-    by_name = {u.name: u for u in units}
-    for name, bad in outcome.skipped.items():
-        for a in by_name[name].blocks:
-            skipped[str(a)] = bad.split(":", 1)[1]
-    built = tuple(sorted(a for a, r in ctx.records.items()
-                         if ctx.action(Address.parse(a)) in (Action.CREATE, Action.REBUILD, Action.UPDATE)))
+    skipped: dict[str, str] = dict(outcome.skipped_blocks)
+    ran = sorted(a for a in ctx.records if ctx.action(Address.parse(a)) in (Action.CREATE, Action.REBUILD, Action.UPDATE))
+    built = tuple(a for a in ran if a not in ctx.carried)
     reused = tuple(sorted(a for a in ctx.records if ctx.action(Address.parse(a)) is Action.REUSE))
-    return ApplyResult(plan, built, reused, destroyed, failed, skipped, seconds, _spark_started())
+    return ApplyResult(plan, built, reused, destroyed, failed, skipped, seconds, _spark_started(),
+                       tuple(a for a in ran if a in ctx.carried), _models(ctx, built), _endpoints(ctx))
+
+
+def _numbers(metrics: object) -> dict[str, float]:
+    if not isinstance(metrics, dict):
+        return {}
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _models(ctx: RunContext, built: tuple[str, ...]) -> tuple[ModelReport, ...]:
+    out = []
+    for a in built:
+        rec = ctx.records[a]
+        if rec.kind != "model" or ctx.action(Address.parse(a)) is Action.UPDATE:
+            continue
+        old = ctx.state.blocks.get(a)
+        best, epochs = rec.metrics.get("best_epoch"), rec.metrics.get("epochs")
+        out.append(ModelReport(a, _numbers(rec.metrics.get("eval")), best if isinstance(best, int) else None,
+                               epochs if isinstance(epochs, int) else None,
+                               _numbers(old.metrics.get("eval")) if old is not None and old.status == "done" else None))
+    return tuple(out)
+
+
+def _endpoints(ctx: RunContext) -> tuple[EndpointReport, ...]:
+    outputs = ctx.backend.read_state().outputs
+    out = []
+    for addr in sorted(a for a in ctx.analysis.app.blocks if a.kind is Kind.API):
+        value = outputs.get(str(addr))
+        if isinstance(value, dict) and isinstance(value.get("url"), str):
+            out.append(EndpointReport(str(addr), value["url"], str(value.get("model", "")),
+                                      str(value.get("model_fingerprint", ""))))
+    return tuple(out)
 
 
 def _spark_started() -> bool:

@@ -51,8 +51,8 @@ def build_bundle(ctx: RunContext, addr: Address, out_dir: Path, result: dict[str
                       "custom_path": custom,
                       "output_type": ctx.analysis.checked.types.columns[a].type.value})
     spec = {"model": str(addr), "fingerprint": ctx.fp(addr), "type": cfg.type,
-            "raw_columns": [{"name": r.name, "type": r.type.value, "required": r.required, "min": r.min,
-                             "max": r.max, "values": list(r.values) if r.values is not None else None}
+            "raw_columns": [{"name": r.name, "field": r.api_field, "type": r.type.value, "required": r.required,
+                             "min": r.min, "max": r.max, "values": list(r.values) if r.values is not None else None}
                             for r in raws if isinstance(r, B.RawColumn)],
             "transforms": steps, "aggregates": aggs, "features": [f.name for f in cfg.features],
             "labels": result.get("labels"), "metrics": result.get("metrics", {})}

@@ -45,6 +45,7 @@ class RunContext:
     parallelism: int = 2
     records: dict[str, BlockRecord] = field(default_factory=dict)
     cut: set[str] = field(default_factory=set)   # rebuilt, output identical to before
+    carried: set[str] = field(default_factory=set)  # carried over by early cut-off, not run
     failed: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _logged: set[str] = field(default_factory=set)  # blocks whose log got this run's header
@@ -117,6 +118,7 @@ class RunContext:
                     info="output unchanged upstream (early cut-off)")
         with self._lock:
             self.cut.add(str(addr))
+            self.carried.add(str(addr))
         return True
 
     def _alias(self, old_key: str, new_key: str, skip: tuple[str, ...] = ()) -> Path | None:

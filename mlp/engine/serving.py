@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mlp.config import blocks as B
+from mlp.config.blocks import MAX_BODY_BYTES
 from mlp.engine.context import RunContext
 from mlp.engine.events import BlockEvent, Status
 from mlp.engine.units import Unit
@@ -48,7 +49,7 @@ def run_api_unit(ctx: RunContext, unit: Unit) -> None:
     provider = provider_of(ctx)
     deployment = ApiDeployment(str(addr), str(cfg.model), model_rec.fingerprint,
                                str(bundle_dir(ctx, model_rec.artifact)), cfg.replicas, cfg.port,
-                               str(ctx.log_path(addr)))
+                               str(ctx.log_path(addr)), cfg.max_body_bytes)
     current = Endpoint.from_json(ctx.state.outputs.get(str(addr)))
     endpoint = replace(_serve(ctx, addr, provider, deployment, current), model=str(cfg.model),
                        replicas=cfg.replicas)
@@ -63,7 +64,16 @@ def _serve(ctx: RunContext, addr: Address, provider: Provider, deployment: ApiDe
     """Reload a running server when it should serve another model, or start one."""
     health = provider.api_health(current, deployment.model_fingerprint)
     same_port = current is not None and deployment.port in (None, current.port)
+    if current is not None and same_port and health.status is not ApiStatus.DOWN \
+            and (current.max_body_bytes or MAX_BODY_BYTES) != deployment.max_body_bytes:
+        # the body limit is fixed when a server starts: this one starts again, on its port
+        ctx.log(addr, f"restarting {current.url}: max_body_bytes is now {deployment.max_body_bytes}")
+        provider.stop_api(current, deployment.log)
+        return provider.deploy_api(replace(deployment, port=current.port), None)
     if current is not None and same_port and health.status is not ApiStatus.DOWN:
+        recorded = _recorded_model(ctx, addr)
+        if recorded and recorded != deployment.model_fingerprint:  # a promotion, not a drift repair
+            _gate(ctx, addr, recorded, Path(deployment.bundle))
         if health.status is ApiStatus.DRIFTED or _reload_asked(ctx, addr, Address.parse(deployment.model)):
             endpoint = provider.reload_api(deployment, current)
             ctx.log(addr, f"swapped in model {deployment.model_fingerprint[:12]} at {endpoint.url}")
@@ -77,6 +87,22 @@ def _serve(ctx: RunContext, addr: Address, provider: Provider, deployment: ApiDe
         raise
     ctx.log(addr, f"serving {deployment.model} at {endpoint.url} (pid {endpoint.pid})")
     return endpoint
+
+
+def _recorded_model(ctx: RunContext, addr: Address) -> str | None:
+    """The model the state says this api serves (what its last apply verified)."""
+    rec = ctx.state.blocks.get(str(addr))
+    value = rec.metrics.get("model_fingerprint") if rec is not None and isinstance(rec.metrics, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _gate(ctx: RunContext, addr: Address, serving: str, bundle: Path) -> None:
+    """The rollout gate, before a running api moves to another model."""
+    from mlp.engine import gate
+
+    cfg = ctx.cfg(addr)
+    assert isinstance(cfg, B.Api)
+    gate.check(ctx, cfg, gate.gate(ctx, cfg, serving, bundle), serving)
 
 
 def _reload_asked(ctx: RunContext, addr: Address, model: Address) -> bool:

@@ -150,7 +150,8 @@ def _train(ctx: RunContext, addr: Address) -> None:
     build_bundle(ctx, addr, tmp, result)
     metrics = {"eval": result.get("metrics", {}), "train": result.get("train_metrics", {}),
                "labels": result.get("labels"), "rows": result.get("rows", {}),
-               "warnings": result.get("warnings", []), "epochs": len(result.get("history", []))}
+               "warnings": result.get("warnings", []), "epochs": len(result.get("history", [])),
+               "best_epoch": best_epoch(result.get("history", []))}
     write_meta(tmp, {"metrics": metrics, "digest": None})
     ctx.store.commit(key, tmp)
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics["eval"].items()) if isinstance(v, (int, float)))
@@ -162,6 +163,13 @@ def tensorboard_dir(ctx: RunContext, addr: Address) -> Path:
     """This run's TensorBoard events: `<logs>/tensorboard/<model>/<UTC time>/{train,validation}`,
     so `tensorboard --logdir .mlp/logs/tensorboard` draws every run of every model."""
     return ctx.log_path(addr).parent / "tensorboard" / str(addr) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def best_epoch(history: list[dict[str, Any]]) -> int | None:
+    """The epoch of the lowest evaluation loss (the weights early stopping keeps)."""
+    scored = [(h["val_loss"], int(h["epoch"])) for h in history
+              if isinstance(h, dict) and isinstance(h.get("val_loss"), (int, float)) and "epoch" in h]
+    return min(scored)[1] if scored else None
 
 
 def _code(ctx: RunContext, ref: Address | None) -> B.CustomCode:

@@ -42,10 +42,12 @@ class Endpoint:
     model: str
     model_fingerprint: str
     replicas: int | Mapping[str, int] = 1
+    max_body_bytes: int | None = None  # the request body limit it was started with
 
     def to_json(self) -> dict[str, Any]:
-        return {"url": self.url, "port": self.port, "pid": self.pid, "model": self.model,
-                "model_fingerprint": self.model_fingerprint, "replicas": self.replicas}
+        out = {"url": self.url, "port": self.port, "pid": self.pid, "model": self.model,
+               "model_fingerprint": self.model_fingerprint, "replicas": self.replicas}
+        return {**out, "max_body_bytes": self.max_body_bytes} if self.max_body_bytes is not None else out
 
     @classmethod
     def from_json(cls, d: Any) -> Endpoint | None:
@@ -54,9 +56,11 @@ class Endpoint:
             return None
         try:
             replicas = d.get("replicas", 1)
+            limit = d.get("max_body_bytes")
             return cls(url=str(d["url"]), port=int(d["port"]), pid=int(d["pid"]),
                        model=str(d.get("model", "")), model_fingerprint=str(d.get("model_fingerprint", "")),
-                       replicas=replicas if isinstance(replicas, (int, Mapping)) else 1)
+                       replicas=replicas if isinstance(replicas, (int, Mapping)) else 1,
+                       max_body_bytes=limit if isinstance(limit, int) and not isinstance(limit, bool) else None)
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -102,6 +106,7 @@ class ApiDeployment:
     replicas: int | Mapping[str, int] = 1
     port: int | None = None
     log: str = ""
+    max_body_bytes: int | None = None  # None: the server's default
 
 
 class Provider(Protocol):

@@ -18,7 +18,7 @@ from pathlib import Path
 from mlp.errors import ApplyError
 from mlp.providers import ApiDeployment, ApiHealth, ApiStatus, Endpoint, Refresh
 from mlp.state.backend import ArtifactStore
-from mlp.state.model import State
+from mlp.state.model import BlockRecord, State
 
 HEALTH_TIMEOUT = 2.0  # seconds for one /healthz during refresh
 
@@ -39,7 +39,7 @@ class LocalProvider:
                 missing[address] = gone
             if rec.kind == "api":
                 apis[address] = self.api_health(Endpoint.from_json(state.outputs.get(address)),
-                                                _expected_model(state, rec.settings))
+                                                _expected_model(state, rec))
         return Refresh(missing, apis)
 
     def api_health(self, endpoint: Endpoint | None, expected: str) -> ApiHealth:
@@ -47,6 +47,8 @@ class LocalProvider:
 
         if endpoint is None:
             return ApiHealth(ApiStatus.DOWN, None, "the state records no running server for it")
+        if not is_local_url(endpoint.url, endpoint.port):  # a state is data: never follow it elsewhere
+            return ApiHealth(ApiStatus.DOWN, None, f"the state records {endpoint.url[:80]!r}, not a local server")
         if not localserve.alive(endpoint.pid):
             return ApiHealth(ApiStatus.DOWN, None, f"its process {endpoint.pid} is not running")
         serving = localserve.served_fingerprint(endpoint.url, timeout=HEALTH_TIMEOUT)
@@ -74,7 +76,8 @@ class LocalProvider:
             if localserve.alive(current.pid):
                 localserve.stop(current.pid)
             port = port or current.port
-        handle = localserve.start(deployment.bundle, port, log, token=_new_token(log))
+        handle = localserve.start(deployment.bundle, port, log, token=_new_token(log),
+                                  max_body_bytes=deployment.max_body_bytes)
         if current is not None and healthy:
             localserve.stop(current.pid)
         return self._checked(deployment, handle.url, handle.port, handle.pid)
@@ -95,7 +98,7 @@ class LocalProvider:
                              f"{(serving or 'nothing')[:12]}, not model {deployment.model_fingerprint[:12]}",
                              f"It was asked to load {deployment.bundle}.",
                              f"Run `mlp apply --replace {deployment.address}`; see `mlp logs {deployment.address}`.")
-        return Endpoint(url, port, pid, deployment.model, serving, deployment.replicas)
+        return Endpoint(url, port, pid, deployment.model, serving, deployment.replicas, deployment.max_body_bytes)
 
     def stop_api(self, endpoint: Endpoint | None, log: str) -> bool:
         import runtime.localserve as localserve
@@ -108,9 +111,18 @@ class LocalProvider:
         return stopped
 
 
-def _expected_model(state: State, settings: dict[str, object]) -> str:
-    """The fingerprint of the model an api record serves, as the state records it."""
-    model = state.blocks.get(str(settings.get("model", "")))
+def is_local_url(url: str, port: int) -> bool:
+    """Whether `url` is what the local provider makes: http://127.0.0.1:PORT, nothing else."""
+    return url == f"http://127.0.0.1:{port}" and 0 < port < 65536
+
+
+def _expected_model(state: State, api: BlockRecord) -> str:
+    """The fingerprint of the model an api record says it serves (a promotion the rollout
+    gate refused leaves it on the older one); records older than that field: its model's."""
+    recorded = api.metrics.get("model_fingerprint") if isinstance(api.metrics, dict) else None
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    model = state.blocks.get(str(api.settings.get("model", "")))
     return model.fingerprint if model is not None else ""
 
 

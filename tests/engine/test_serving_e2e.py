@@ -40,6 +40,9 @@ transformed_column "petal_pred" {
 def iris(tmp_path: Path):  # type: ignore[no-untyped-def]
     app = tmp_path / "iris"
     shutil.copytree(ROOT / "examples" / "iris", app, ignore=shutil.ignore_patterns(".mlp"))
+    # These tests are about swapping models; the rollout gate has its own (test_rollout_gate.py).
+    hcl = app / "model.hcl"
+    hcl.write_text(hcl.read_text().replace("replicas = 1", 'replicas = 1\n  promote  = "always"'))
     yield app
     try:
         api.destroy(app)

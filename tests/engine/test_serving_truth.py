@@ -232,6 +232,18 @@ def test_a_taken_port_leaves_the_old_api_serving(app: Path) -> None:
     assert _served(app) == _model_fp(app)
 
 
+def test_the_body_limit_is_a_setting_of_the_api(app: Path) -> None:
+    hcl = app / "model.hcl"
+    hcl.write_text(hcl.read_text().replace("replicas = 1", "replicas = 1\n  max_body_bytes = 2048"))
+    assert _changes(app) == {"api.iris": (Action.UPDATE, Reason.CONFIG_CHANGED)}
+    _apply(app)
+    url = _endpoint(app)["url"]
+    big = {"instances": [WIDE] * 40}  # about 3 KB
+    assert httpx.post(url + "/predict", json=big, timeout=10).status_code == 413
+    assert httpx.post(url + "/predict", json={"instances": [WIDE]}, timeout=10).status_code == 200
+    assert _endpoint(app)["max_body_bytes"] == 2048 and _served(app) == _model_fp(app)
+
+
 def test_show_one_block(app: Path) -> None:
     proc = _cli(app, "show", "model.dnn")
     assert proc.returncode == 0, proc.stderr

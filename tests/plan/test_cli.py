@@ -88,8 +88,11 @@ def test_init_refuses_a_folder_with_an_app(app: Path) -> None:
 def test_plan_detailed_exitcode(app: Path) -> None:
     assert run_mlp("-C", app, "plan", "--detailed-exitcode").returncode == 2
     record_state(analysed(app))
-    res = ok(run_mlp("-C", app, "plan", "--detailed-exitcode"))
+    res = ok(run_mlp("-C", app, "plan", "--detailed-exitcode", "--refresh=false"))
     assert res.stdout == "No changes. The app matches its state.\n"
+    # with refresh (the default), the recorded api has no server: that is a change
+    res = run_mlp("-C", app, "plan", "--detailed-exitcode")
+    assert res.returncode == 2 and "api.price" in res.stdout and "update: not_running" in res.stdout
 
 
 def test_plan_detailed_exitcode_is_1_on_error(app: Path) -> None:
@@ -123,7 +126,7 @@ def test_plan_json_on_error_is_json(app: Path) -> None:
     doc = json.loads(res.stdout)
     assert doc["valid"] is False
     assert [(d["summary"], d["file"], d["line"]) for d in doc["diagnostics"]] == [
-        ('Unknown reference "raw_column.prize"', "app.hcl", 51)]
+        ('Unknown reference "raw_column.prize"', "app.hcl", 52)]
 
 
 def test_plan_markdown(app: Path) -> None:
@@ -260,8 +263,11 @@ def test_graph_svg(app: Path, tmp_path: Path) -> None:
 
 def test_destroy_counts_what_it_removed(applied_app: Path) -> None:
     blocks = len(backend(applied_app).read_state().blocks)
+    artifacts = len(backend(applied_app).artifacts().keys())
+    assert artifacts == blocks - 1  # every block but the api left one
     out = ok(run_mlp("-C", applied_app, "destroy", "--auto-approve")).stdout
-    assert out.strip().endswith(f"Destroy complete: {blocks} blocks removed, 0 artifacts deleted.")
+    assert out.strip().endswith(f"Destroy complete: {blocks} blocks removed, {artifacts} artifacts deleted.")
+    assert backend(applied_app).artifacts().keys() == []
     assert backend(applied_app).read_state().blocks == {}
     again = ok(run_mlp("-C", applied_app, "destroy", "--auto-approve")).stdout
     assert "Nothing to destroy: the state is empty." in again
