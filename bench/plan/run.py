@@ -249,6 +249,11 @@ def main(argv: list[str] | None = None) -> None:
     print(cpu_table(rows))
     print()
     print(goals(rows))
+    print()
+    from bench.plan import startup
+
+    print("Start-up (`python -m bench.plan.startup`):\n")
+    print(startup.table(startup.measure(args.repeat)))
     if args.json:
         args.json.write_text(json.dumps({"machine": m, "command": cmd, "repeat": args.repeat,
                                          "rows": [asdict(r) for r in rows]}, indent=2))

@@ -10,6 +10,7 @@ from mlp.config.blocks import App
 from mlp.config.loader import load_app
 from mlp.diagnostics import Diagnostics
 from mlp.graph.address import Address
+from mlp.graph.appcheck import check_files
 from mlp.graph.dag import Graph, build_graph
 from mlp.graph.datahash import HashCache
 from mlp.graph.fingerprint import Fingerprint, fingerprints, hash_inputs
@@ -60,6 +61,7 @@ def check(app_dir: Path, variables: Mapping[str, str] | None = None) -> tuple[Ch
     if graph is None:
         return None, diags
     types = check_types(app, graph, diags)
+    check_files(app, graph, diags)  # what the CSV headers and the custom code files already say
     if diags.has_errors():
         return None, diags
     return Checked(app, graph, types), diags

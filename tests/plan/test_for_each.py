@@ -260,14 +260,14 @@ HEAD = """\
 provider "local" {}
 
 source "s" {
-  format = "csv"
-  path   = "data/s.csv"
+  format = "json"
+  path   = "data/s.json"
 }
-"""  # lines 1-6: a block added below starts on line 8
+"""  # lines 1-6: a block added below starts on line 8. JSON lines: no header for validate to hold columns to
 
 
 def blocks_of(tmp_path: Path, body: str, variables: dict[str, str] | None = None) -> dict[str, B.BlockConfig]:
-    app = write_app(tmp_path / "app", {"app.hcl": HEAD + "\n" + body, "data/s.csv": "a,b\n1,2\n"})
+    app = write_app(tmp_path / "app", {"app.hcl": HEAD + "\n" + body, "data/s.json": '{"a": 1, "b": 2}\n'})
     return {str(a): c for a, c in analysed(app, variables=variables).app.blocks.items()}
 
 
@@ -456,7 +456,7 @@ ROWS = {
 
 
 def only_error(tmp_path: Path, body: str) -> Diagnostic:
-    app = write_app(tmp_path / "app", {"app.hcl": HEAD + "\n" + body, "data/s.csv": "a,b\n1,2\n"})
+    app = write_app(tmp_path / "app", {"app.hcl": HEAD + "\n" + body, "data/s.json": '{"a": 1, "b": 2}\n'})
     with pytest.raises(DiagnosticsError) as err:
         api.validate(app)
     errors = err.value.diagnostics.errors()
@@ -550,7 +550,7 @@ transformed_column "clip" {
 
 def test_an_instance_is_fingerprinted_by_its_resolved_settings(tmp_path: Path) -> None:
     def fps(root: Path, high: str) -> dict[str, str]:
-        app = write_app(root, {"app.hcl": HEAD + CLIPS.replace("HIGH", high), "data/s.csv": "a,b\n1,2\n"})
+        app = write_app(root, {"app.hcl": HEAD + CLIPS.replace("HIGH", high), "data/s.json": '{"a": 1, "b": 2}\n'})
         return {str(a): fp.value for a, fp in analysed(app).fingerprints.items()}
 
     before, after, low = fps(tmp_path / "a", "10"), fps(tmp_path / "b", "20"), fps(tmp_path / "c", "1")

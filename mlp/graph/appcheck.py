@@ -1,0 +1,116 @@
+"""What the app's own files already say, checked at validate, before any job starts.
+
+- A local CSV source with a header: each raw column's `column` is one of the header's
+  names, with "did you mean" (the header line is all that is read).
+- Custom code: each file is compiled, never run, so a syntax error is reported with the
+  file's line; it must define the function its kind calls (`transform`,
+  `aggregate_spark`, `create_model`), found by reading its syntax tree.
+- A raw or transformed column that no block uses is a warning: it is still built.
+
+Files are read through `mlp.safeio`, so a FIFO or a device is never opened.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import difflib
+import io
+from pathlib import Path
+
+from mlp.config import blocks as B
+from mlp.config.values import did_you_mean
+from mlp.diagnostics import Diagnostics
+from mlp.graph.address import Kind
+from mlp.graph.dag import Graph
+from mlp.graph.datahash import data_files
+from mlp.safeio import open_regular, read_regular
+
+HEADER_BYTES = 1 << 16  # a header line longer than this is not read
+CODE_BYTES = 1 << 22
+FUNCTIONS = {Kind.AGGREGATOR: "aggregate_spark(df, inputs, args)", Kind.TRANSFORMER: "transform(inputs, args)",
+             Kind.ESTIMATOR: "create_model(features, target, hparams)"}
+
+
+def check_files(app: B.App, graph: Graph, diags: Diagnostics) -> None:
+    for cfg in app.blocks.values():
+        if isinstance(cfg, B.Source):
+            _header(app, cfg, diags)
+        elif isinstance(cfg, B.CustomCode):
+            _code(app, cfg, diags)
+    if not diags.has_errors():  # a column whose use is a broken reference is not "unused"
+        _unused(app, graph, diags)
+
+
+def header_of(app: B.App, source: B.Source) -> tuple[Path, list[str]] | None:
+    """The first data file of a local CSV source with a header, and its column names."""
+    if source.format != "csv" or not source.header or "://" in source.path:
+        return None
+    try:
+        files = data_files(app.dir, source.path).files
+        if not files:
+            return None
+        with open_regular(files[0]) as (fh, _):
+            line = fh.readline(HEADER_BYTES)
+    except OSError:
+        return None  # ingest says why it cannot read it
+    text = line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    names = next(csv.reader(io.StringIO(text), delimiter=source.delimiter or ","), [])
+    return files[0], [n.strip() for n in names]
+
+
+def _header(app: B.App, source: B.Source, diags: Diagnostics) -> None:
+    found = header_of(app, source)
+    if found is None:
+        return
+    path, names = found
+    shown = path.relative_to(app.dir) if path.is_relative_to(app.dir) else path
+    for cfg in sorted(app.blocks.values(), key=lambda c: c.address):
+        if not isinstance(cfg, B.RawColumn) or cfg.source != source.address or cfg.column in names:
+            continue
+        listed = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+        diags.error(f'No column "{cfg.column}" in the header of {shown}', cfg.where("column"),
+                    f"The file's columns are: {listed}.",
+                    did_you_mean(cfg.column, names) or 'Set column = "NAME" to the file\'s name for it.',
+                    f"in {cfg.address}")
+
+
+def _code(app: B.App, code: B.CustomCode, diags: Diagnostics) -> None:
+    path = app.dir / code.path
+    try:
+        text = read_regular(path, CODE_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # the code's fingerprint reports a missing or unreadable file
+    where, ctx = code.where("path"), f"in {code.address}"
+    try:
+        tree = ast.parse(text, filename=code.path)
+        compile(tree, code.path, "exec", dont_inherit=True)  # a code object, never run: `return` outside a def
+    except SyntaxError as e:
+        diags.error(f"Syntax error in {code.path}", where, f"{code.path}:{e.lineno}:{e.offset or 0}: {e.msg}",
+                    "Fix the Python syntax. mlp compiles custom code at validate; it never runs it then.", ctx)
+        return
+    except (ValueError, RecursionError, MemoryError) as e:
+        diags.error(f"{code.path} cannot be compiled", where, f"{type(e).__name__}: {str(e)[:200]}", "", ctx)
+        return
+    wanted = FUNCTIONS[code.kind]
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if wanted.split("(")[0] not in defined:
+        diags.error(f"{code.path} defines no {wanted}", where,
+                    f"A {code.kind.value} file defines {wanted} at its top level"
+                    + (f"; it defines {', '.join(sorted(defined))}." if defined else "; it defines no function."),
+                    _rename(wanted.split("(")[0], sorted(defined)) or f"Add: def {wanted}: ...", ctx)
+
+
+def _rename(name: str, defined: list[str]) -> str:
+    close = difflib.get_close_matches(name, defined, n=1, cutoff=0.6)
+    return f"Rename {close[0]} to {name}." if close else ""
+
+
+def _unused(app: B.App, graph: Graph, diags: Diagnostics) -> None:
+    used = {d for deps in graph.deps.values() for d in deps}
+    for addr, cfg in sorted(app.blocks.items()):
+        if addr.kind in (Kind.RAW_COLUMN, Kind.TRANSFORMED_COLUMN) and addr not in used:
+            diags.warning(f"{addr} is not used", cfg.pos,
+                          "No aggregate, transformed column or model reads it; apply still builds it"
+                          + (" and checks its rows." if addr.kind is Kind.RAW_COLUMN else "."),
+                          "Use it, or remove the block.", f"in {addr}")

@@ -1,0 +1,101 @@
+"""What the files already say, at validate: CSV headers, custom code compiled (never run),
+and columns nothing uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlp import api
+from mlp.diagnostics import Severity
+from mlp.errors import DiagnosticsError
+from mlp.graph.analysis import check
+
+from .conftest import write_app
+
+APP = """\
+provider "local" {}
+
+source "s" {
+  format = "csv"
+  path   = "data/s.csv"
+}
+
+raw_column "sepal_length" { type = "FLOAT" }
+raw_column "class" { type = "STRING" }
+
+model "m" {
+  type      = "classification"
+  estimator = "linear"
+  target    = raw_column.class
+  features  = [raw_column.sepal_length]
+}
+"""
+CSV = "sepal_length,class\n5.1,a\n6.2,b\n"
+CUSTOM = """
+transformer "t" {
+  path        = "code/t.py"
+  output_type = "FLOAT"
+}
+
+transformed_column "x" {
+  transformer = transformer.t
+  inputs      = { column = raw_column.sepal_length }
+}
+"""
+
+
+def _errors(tmp_path: Path, files: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    app = write_app(tmp_path / "app", {"app.hcl": APP, "data/s.csv": CSV, **files})
+    checked, diags = check(app)
+    return [(d.summary, str(d.pos), d.detail, d.hint) for d in diags.errors()]
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"app.hcl": APP.replace('raw_column "class"', 'raw_column "clas"').replace("raw_column.class", "raw_column.clas")},
+     [('No column "clas" in the header of data/s.csv', "app.hcl:9:1", "The file's columns are: sepal_length, class.",
+       'Did you mean "class"?')]),
+    ({"app.hcl": APP.replace('raw_column "class" { type = "STRING" }',
+                             'raw_column "class" {\n  column = "Class"\n  type   = "STRING"\n}')},
+     [('No column "Class" in the header of data/s.csv', "app.hcl:10:3", "The file's columns are: sepal_length, class.",
+       'Did you mean "class"?')]),
+    ({"app.hcl": APP + CUSTOM, "code/t.py": "def transform(inputs, args)\n    return inputs['column']\n"},
+     [("Syntax error in code/t.py", "app.hcl:19:3", "code/t.py:1:28: expected ':'",
+       "Fix the Python syntax. mlp compiles custom code at validate; it never runs it then.")]),
+    ({"app.hcl": APP + CUSTOM, "code/t.py": "return 1\n"},
+     [("Syntax error in code/t.py", "app.hcl:19:3", "code/t.py:1:1: 'return' outside function",
+       "Fix the Python syntax. mlp compiles custom code at validate; it never runs it then.")]),
+    ({"app.hcl": APP + CUSTOM, "code/t.py": "def transfrom(inputs, args):\n    return inputs['column']\n"},
+     [("code/t.py defines no transform(inputs, args)", "app.hcl:19:3",
+       "A transformer file defines transform(inputs, args) at its top level; it defines transfrom.",
+       'Rename transfrom to transform.')]),
+], ids=["header-typo", "column-typo", "syntax-error", "return-outside-def", "missing-function"])
+def test_mistakes_the_files_show(tmp_path: Path, files: dict[str, str], expected: list[tuple[str, ...]]) -> None:
+    assert _errors(tmp_path, files) == expected
+
+
+def test_custom_code_is_compiled_never_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').write('x')\n\ndef transform(inputs, args):\n    return inputs['column']\n"
+    app = write_app(tmp_path / "app", {"app.hcl": APP.replace("[raw_column.sepal_length]", "[transformed_column.x]")
+                                       + CUSTOM, "data/s.csv": CSV, "code/t.py": code})
+    assert api.validate(app).checked is not None
+    api.plan(app)
+    assert not marker.exists()
+
+
+def test_a_column_nothing_uses_is_a_warning(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", {"app.hcl": APP + 'raw_column "petal" {\n  column = "class"\n  type = "STRING"\n}\n',
+                                       "data/s.csv": CSV})
+    diags = api.validate(app).diagnostics
+    assert [(d.severity, d.summary, str(d.pos)) for d in diags.items] == [
+        (Severity.WARNING, "raw_column.petal is not used", "app.hcl:17:1")]
+
+
+def test_a_broken_reference_gives_no_unused_warning_too(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", {"app.hcl": APP.replace("[raw_column.sepal_length]", "[raw_column.sepal_lenght]"),
+                                       "data/s.csv": CSV})
+    with pytest.raises(DiagnosticsError) as err:
+        api.validate(app)
+    assert [d.summary for d in err.value.diagnostics.items] == ['Unknown reference "raw_column.sepal_lenght"']
