@@ -11,7 +11,7 @@ import typer
 
 from mlp.cli.output import Out, fail, handle_errors
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Plan and apply machine-learning apps written in HCL.")
 state_app = typer.Typer(no_args_is_help=True, help="Manage the state.")
 app.add_typer(state_app, name="state")

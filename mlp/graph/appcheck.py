@@ -5,6 +5,8 @@
 - Custom code: each file is compiled, never run, so a syntax error is reported with the
   file's line; it must define the function its kind calls (`transform`,
   `aggregate_spark`, `create_model`), found by reading its syntax tree.
+- Each use of a custom transformer gives every input its `transform` reads as
+  `inputs["KEY"]` (read from the syntax tree), with "did you mean" among those it gives.
 - A raw or transformed column that no block uses is a warning: it is still built.
 
 Files are read through `mlp.safeio`, so a FIFO or a device is never opened.
@@ -33,11 +35,15 @@ FUNCTIONS = {Kind.AGGREGATOR: "aggregate_spark(df, inputs, args)", Kind.TRANSFOR
 
 
 def check_files(app: B.App, graph: Graph, diags: Diagnostics) -> None:
+    trees: dict[str, ast.Module] = {}
     for cfg in app.blocks.values():
         if isinstance(cfg, B.Source):
             _header(app, cfg, diags)
         elif isinstance(cfg, B.CustomCode):
-            _code(app, cfg, diags)
+            tree = _code(app, cfg, diags)
+            if tree is not None:
+                trees[str(cfg.address)] = tree
+    _inputs_read(app, trees, diags)
     if not diags.has_errors():  # a column whose use is a broken reference is not "unused"
         _unused(app, graph, diags)
 
@@ -75,12 +81,13 @@ def _header(app: B.App, source: B.Source, diags: Diagnostics) -> None:
                     f"in {cfg.address}")
 
 
-def _code(app: B.App, code: B.CustomCode, diags: Diagnostics) -> None:
+def _code(app: B.App, code: B.CustomCode, diags: Diagnostics) -> ast.Module | None:
+    """The file's syntax tree once it compiles and defines its function; None otherwise."""
     path = app.dir / code.path
     try:
         text = read_regular(path, CODE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError):
-        return  # the code's fingerprint reports a missing or unreadable file
+        return None  # the code's fingerprint reports a missing or unreadable file
     where, ctx = code.where("path"), f"in {code.address}"
     try:
         tree = ast.parse(text, filename=code.path)
@@ -88,10 +95,10 @@ def _code(app: B.App, code: B.CustomCode, diags: Diagnostics) -> None:
     except SyntaxError as e:
         diags.error(f"Syntax error in {code.path}", where, f"{code.path}:{e.lineno}:{e.offset or 0}: {e.msg}",
                     "Fix the Python syntax. mlp compiles custom code at validate; it never runs it then.", ctx)
-        return
+        return None
     except (ValueError, RecursionError, MemoryError) as e:
         diags.error(f"{code.path} cannot be compiled", where, f"{type(e).__name__}: {str(e)[:200]}", "", ctx)
-        return
+        return None
     wanted = FUNCTIONS[code.kind]
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     if wanted.split("(")[0] not in defined:
@@ -99,11 +106,46 @@ def _code(app: B.App, code: B.CustomCode, diags: Diagnostics) -> None:
                     f"A {code.kind.value} file defines {wanted} at its top level"
                     + (f"; it defines {', '.join(sorted(defined))}." if defined else "; it defines no function."),
                     _rename(wanted.split("(")[0], sorted(defined)) or f"Add: def {wanted}: ...", ctx)
+        return None
+    return tree
 
 
 def _rename(name: str, defined: list[str]) -> str:
     close = difflib.get_close_matches(name, defined, n=1, cutoff=0.6)
     return f"Rename {close[0]} to {name}." if close else ""
+
+
+def reads(tree: ast.Module, function: str) -> dict[str, int]:
+    """The keys `function(inputs, ...)` reads as `inputs["KEY"]`, each with its first line."""
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
+    if fn is None or not fn.args.args:
+        return {}
+    param = fn.args.args[0].arg
+    out: dict[str, int] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == param \
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            out.setdefault(node.slice.value, node.lineno)
+    return out
+
+
+def _inputs_read(app: B.App, trees: dict[str, ast.Module], diags: Diagnostics) -> None:
+    """Each use of a custom transformer gives every input its `transform` reads."""
+    for cfg in sorted(app.blocks.values(), key=lambda c: c.address):
+        if not isinstance(cfg, B.TransformedColumn) or cfg.custom is None:
+            continue
+        code = app.blocks.get(cfg.custom)
+        tree = trees.get(str(cfg.custom))
+        if not isinstance(code, B.CustomCode) or tree is None:
+            continue
+        given = sorted(cfg.inputs)
+        for key, line in sorted(reads(tree, "transform").items(), key=lambda kv: kv[1]):
+            if key in cfg.inputs:
+                continue
+            diags.error(f'{code.path}:{line} reads inputs["{key}"], which {cfg.address} does not give',
+                        cfg.where("inputs"), f"{cfg.address} gives: {', '.join(given) or 'no inputs'}.",
+                        did_you_mean(key, given) or f"Add {key} = ... to its inputs, or fix {code.path}:{line}.",
+                        f"in {cfg.address}")
 
 
 def _unused(app: B.App, graph: Graph, diags: Diagnostics) -> None:

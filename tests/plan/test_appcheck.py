@@ -99,3 +99,30 @@ def test_a_broken_reference_gives_no_unused_warning_too(tmp_path: Path) -> None:
     with pytest.raises(DiagnosticsError) as err:
         api.validate(app)
     assert [d.summary for d in err.value.diagnostics.items] == ['Unknown reference "raw_column.sepal_lenght"']
+
+
+RATIO = """
+transformer "ratio" {
+  path        = "code/ratio.py"
+  output_type = "FLOAT"
+}
+
+transformed_column "r" {
+  transformer = transformer.ratio
+  inputs      = { num = raw_column.sepal_length, den = raw_column.sepal_length }
+}
+"""
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ('def transform(inputs, args):\n    """x"""\n    return inputs["numerator"] / inputs["den"]\n',
+     [('code/ratio.py:3 reads inputs["numerator"], which transformed_column.r does not give', "app.hcl:25:3",
+       "transformed_column.r gives: den, num.", 'Add numerator = ... to its inputs, or fix code/ratio.py:3.')]),
+    ('def transform(ins, args):\n    return ins["nu"] / ins["den"]\n',
+     [('code/ratio.py:2 reads inputs["nu"], which transformed_column.r does not give', "app.hcl:25:3",
+       "transformed_column.r gives: den, num.", 'Did you mean "num"?')]),
+    ('def transform(inputs, args):\n    key = "num"\n    return inputs[key] / inputs.get("den")\n', []),
+], ids=["missing-input", "typo-in-code", "computed-keys-not-judged"])
+def test_a_custom_transformer_reads_only_what_it_is_given(tmp_path: Path, code: str,
+                                                          expected: list[tuple[str, ...]]) -> None:
+    assert _errors(tmp_path, {"app.hcl": APP + RATIO, "code/ratio.py": code}) == expected

@@ -347,3 +347,11 @@ def test_chdir_from_another_folder(how: str, app: Path, tmp_path: Path) -> None:
 def test_without_chdir_the_current_folder_is_the_app(app: Path) -> None:
     ok(run_mlp("validate", cwd=app))
     refused(run_mlp("validate", cwd=app.parent), "No .hcl files in")
+
+
+@pytest.mark.parametrize(("words", "cword", "expected"), [
+    ("mlp pl", 1, "plan"), ("mlp plan --det", 2, "--detailed-exitcode"), ("mlp builtins", 1, "builtins"),
+], ids=["command", "option", "builtins"])
+def test_shell_completion_completes(words: str, cword: int, expected: str) -> None:
+    res = run_mlp(env=mlp_env(_MLP_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(cword)))
+    assert res.returncode == 0 and expected in res.stdout.split(), res.stdout + res.stderr
