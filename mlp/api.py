@@ -121,12 +121,15 @@ class StateView:
 
 
 def show(app_dir: Path) -> StateView:
-    from mlp.graph.address import Address
-
     checked, diags = check(app_dir)
     if checked is None:
         raise DiagnosticsError(diags)
-    backend = backend_for(checked)
+    return _state_view(checked, backend_for(checked))
+
+
+def _state_view(checked: Checked, backend: Backend) -> StateView:
+    from mlp.graph.address import Address
+
     state = backend.read_state()
     store = backend.artifacts()
     rows = []
@@ -160,17 +163,19 @@ def show_block(app_dir: Path, address: str) -> BlockView:
     """One block of the state; a UsageError with "did you mean" when the state has none."""
     from mlp.config.values import did_you_mean
 
-    view = show(app_dir)
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    backend = backend_for(checked)
+    view = _state_view(checked, backend)
     rows = {str(b["address"]): b for b in view.blocks}
-    checked, _ = check(app_dir)
-    assert checked is not None  # show() checked it
     if address not in rows:
         hint = did_you_mean(address, sorted(rows)) or "`mlp show` lists the blocks in the state."
         raise UsageError(f"No block {address} in the state", "It has not been applied, or the address is wrong.",
                          hint)
     row = dict(rows[address])
     in_app, artifact = bool(row.pop("in_app")), row.pop("artifact")
-    log = backend_for(checked).logs().path(address)
+    log = backend.logs().path(address)
     return BlockView(address, row, in_app, artifact, str(log) if log.exists() else None,
                      view.outputs.get(address))
 

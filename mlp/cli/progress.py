@@ -109,9 +109,12 @@ class LiveProgress:
 
 def _part_of_ingest(address: str) -> bool:
     """Raw columns are made by their source's ingest, which reports them on its own line."""
-    from mlp.graph.address import Kind
+    from mlp.graph.address import Address, Kind
 
-    return address.startswith(Kind.RAW_COLUMN.value + ".")
+    try:
+        return Address.parse(address).kind is Kind.RAW_COLUMN
+    except ValueError:
+        return False
 
 
 def _info(e: BlockEvent) -> str:

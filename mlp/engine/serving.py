@@ -79,8 +79,11 @@ def _serve(ctx: RunContext, addr: Address, provider: Provider, deployment: ApiDe
             ctx.log(addr, f"swapped in model {deployment.model_fingerprint[:12]} at {endpoint.url}")
             return endpoint
         return replace(current, model_fingerprint=health.serving or current.model_fingerprint)
+    if current is not None and health.status is ApiStatus.DOWN:
+        provider.stop_api(current, deployment.log)  # a hung one goes; its port is reused
+        deployment = replace(deployment, port=deployment.port or current.port)
     try:
-        endpoint = provider.deploy_api(deployment, current)
+        endpoint = provider.deploy_api(deployment, current if health.status is not ApiStatus.DOWN else None)
     except ApplyError:
         if health.status is ApiStatus.DOWN:
             ctx.backend.set_output(str(addr), None)  # nothing serves: the state says so

@@ -62,23 +62,15 @@ class LocalProvider:
     # -- serving ---------------------------------------------------------------------
 
     def deploy_api(self, deployment: ApiDeployment, current: Endpoint | None) -> Endpoint:
-        """Start a server for the deployment. A healthy `current` one (a port change) is
-        stopped only once the new one is healthy; a hung one is stopped first and its port
-        reused."""
+        """Start a server for the deployment; `current`, a server still serving (a port
+        change), is stopped only once the new one is healthy."""
         import runtime.localserve as localserve
 
         log = Path(deployment.log)
         log.parent.mkdir(parents=True, exist_ok=True)
-        healthy = current is not None and localserve.alive(current.pid) and \
-            localserve.served_fingerprint(current.url, timeout=HEALTH_TIMEOUT) is not None
-        port = deployment.port
-        if current is not None and not healthy:
-            if localserve.alive(current.pid):
-                localserve.stop(current.pid)
-            port = port or current.port
-        handle = localserve.start(deployment.bundle, port, log, token=_new_token(log),
+        handle = localserve.start(deployment.bundle, deployment.port, log, token=_new_token(log),
                                   max_body_bytes=deployment.max_body_bytes)
-        if current is not None and healthy:
+        if current is not None:
             localserve.stop(current.pid)
         return self._checked(deployment, handle.url, handle.port, handle.pid)
 
