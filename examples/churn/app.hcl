@@ -49,4 +49,5 @@ aggregator "trimmed_mean" {
 transformer "charge_ratio" {
   path        = "code/charge_ratio.py"
   output_type = "FLOAT"
+  inputs      = ["column", "typical"]
 }

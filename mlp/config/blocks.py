@@ -189,11 +189,15 @@ class CustomCode(BlockConfig):
     path: str = ""
     output_type: ColumnType | None = None
     categorical: bool = False
+    inputs: tuple[str, ...] | None = None  # the declared input names; None: not declared
 
     def settings(self) -> dict[str, Any]:
-        return {"path": self.path,
-                "output_type": self.output_type.value if self.output_type else None,
-                "categorical": self.categorical}
+        out: dict[str, Any] = {"path": self.path,
+                               "output_type": self.output_type.value if self.output_type else None,
+                               "categorical": self.categorical}
+        if self.inputs is not None:
+            out["inputs"] = list(self.inputs)
+        return out
 
 
 @dataclass(frozen=True)

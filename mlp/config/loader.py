@@ -440,7 +440,8 @@ def _build_code(res: Resolved, refs: _RefConverter) -> B.BlockConfig:
     ot = v.get("output_type")
     return B.CustomCode(_address(res), res.block.pos, res.attr_pos,
                         path=v["path"], output_type=ColumnType(ot) if ot else None,
-                        categorical=bool(v.get("categorical", False)))
+                        categorical=bool(v.get("categorical", False)),
+                        inputs=tuple(v["inputs"]) if v.get("inputs") is not None else None)
 
 
 _BUILDERS: dict[str, Callable[[Resolved, _RefConverter], B.BlockConfig]] = {

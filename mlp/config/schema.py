@@ -73,6 +73,12 @@ MEMORY_PATTERN = r"(?=[0-9.]*[1-9])[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)"
 MEMORY_DOC = 'a size like "2Gi", "512Mi" or "1G"'
 
 
+CODE_INPUTS = Field("list", item=Field("str", pattern=r"[A-Za-z_][A-Za-z0-9_]*",
+                                      pattern_doc="a Python identifier"),
+                    doc="The input names the code reads: every use gives exactly these, checked at validate.",
+                    example=["numerator", "denominator"])
+
+
 @dataclass(frozen=True)
 class Schema:
     attrs: dict[str, Field]
@@ -183,10 +189,12 @@ BLOCKS: dict[str, Schema] = {
                                 example=8388608),
     }),
     "aggregator": Schema({"path": Field("str", True),
-                          "output_type": Field("str", True, choices=TYPES + ("MAP",))}),
+                          "output_type": Field("str", True, choices=TYPES + ("MAP",)),
+                          "inputs": CODE_INPUTS}),
     "transformer": Schema({"path": Field("str", True),
                            "output_type": Field("str", True, choices=TYPES),
-                           "categorical": Field("bool", default=False)}),
+                           "categorical": Field("bool", default=False),
+                           "inputs": CODE_INPUTS}),
     "estimator": Schema({"path": Field("str", True)}),
 }
 

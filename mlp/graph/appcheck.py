@@ -5,8 +5,10 @@
 - Custom code: each file is compiled, never run, so a syntax error is reported with the
   file's line; it must define the function its kind calls (`transform`,
   `aggregate_spark`, `create_model`), found by reading its syntax tree.
-- Each use of a custom transformer gives every input its `transform` reads as
-  `inputs["KEY"]` (read from the syntax tree), with "did you mean" among those it gives.
+- A custom transformer or aggregator may declare its input names (`inputs = [...]`): its
+  code reads no other `inputs["KEY"]` (read from the syntax tree), and each use gives exactly
+  those. Without a declaration, each use gives every input the code reads. Both with
+  "did you mean".
 - A raw or transformed column that no block uses is a warning: it is still built.
 
 Files are read through `mlp.safeio`, so a FIFO or a device is never opened.
@@ -23,7 +25,7 @@ from pathlib import Path
 from mlp.config import blocks as B
 from mlp.config.values import did_you_mean
 from mlp.diagnostics import Diagnostics
-from mlp.graph.address import Kind
+from mlp.graph.address import Address, Kind
 from mlp.graph.dag import Graph
 from mlp.graph.datahash import data_files
 from mlp.safeio import open_regular, read_regular
@@ -115,12 +117,16 @@ def _rename(name: str, defined: list[str]) -> str:
     return f"Rename {close[0]} to {name}." if close else ""
 
 
-def reads(tree: ast.Module, function: str) -> dict[str, int]:
-    """The keys `function(inputs, ...)` reads as `inputs["KEY"]`, each with its first line."""
+_INPUTS_PARAM = {Kind.TRANSFORMER: ("transform", 0), Kind.AGGREGATOR: ("aggregate_spark", 1)}
+
+
+def reads(tree: ast.Module, function: str, param_index: int = 0) -> dict[str, int]:
+    """The keys `function` reads from its inputs parameter (the `param_index`th) as
+    `inputs["KEY"]`, each with its first line."""
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
-    if fn is None or not fn.args.args:
+    if fn is None or len(fn.args.args) <= param_index:
         return {}
-    param = fn.args.args[0].arg
+    param = fn.args.args[param_index].arg
     out: dict[str, int] = {}
     for node in ast.walk(fn):
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == param \
@@ -130,22 +136,73 @@ def reads(tree: ast.Module, function: str) -> dict[str, int]:
 
 
 def _inputs_read(app: B.App, trees: dict[str, ast.Module], diags: Diagnostics) -> None:
-    """Each use of a custom transformer gives every input its `transform` reads."""
+    """A custom transformer's or aggregator's declared `inputs` hold every name its code reads,
+    and each use gives exactly those; without a declaration, each use gives every name the
+    code reads."""
+    read_by: dict[Address, dict[str, int]] = {}
     for cfg in sorted(app.blocks.values(), key=lambda c: c.address):
-        if not isinstance(cfg, B.TransformedColumn) or cfg.custom is None:
+        if isinstance(cfg, B.CustomCode) and cfg.kind in _INPUTS_PARAM and str(cfg.address) in trees:
+            function, index = _INPUTS_PARAM[cfg.kind]
+            read_by[cfg.address] = reads(trees[str(cfg.address)], function, index)
+            if cfg.inputs is not None:
+                _declared_covers_reads(cfg, read_by[cfg.address], diags)
+    for cfg in sorted(app.blocks.values(), key=lambda c: c.address):
+        if not isinstance(cfg, (B.TransformedColumn, B.Aggregate)) or cfg.custom is None:
             continue
         code = app.blocks.get(cfg.custom)
-        tree = trees.get(str(cfg.custom))
-        if not isinstance(code, B.CustomCode) or tree is None:
+        if not isinstance(code, B.CustomCode):
             continue
-        given = sorted(cfg.inputs)
-        for key, line in sorted(reads(tree, "transform").items(), key=lambda kv: kv[1]):
-            if key in cfg.inputs:
-                continue
-            diags.error(f'{code.path}:{line} reads inputs["{key}"], which {cfg.address} does not give',
-                        cfg.where("inputs"), f"{cfg.address} gives: {', '.join(given) or 'no inputs'}.",
-                        did_you_mean(key, given) or f"Add {key} = ... to its inputs, or fix {code.path}:{line}.",
-                        f"in {cfg.address}")
+        if code.inputs is not None:
+            _use_matches_declared(cfg, code, diags)
+        elif cfg.custom in read_by:
+            _use_gives_reads(cfg, code, read_by[cfg.custom], diags)
+
+
+def _declared_covers_reads(code: B.CustomCode, read: dict[str, int], diags: Diagnostics) -> None:
+    declared = list(code.inputs or ())
+    for key, line in sorted(read.items(), key=lambda kv: kv[1]):
+        if key not in declared:
+            diags.error(f'{code.path}:{line} reads inputs["{key}"], which {code.address} does not declare',
+                        code.where("inputs"), f"{code.address} declares inputs: {', '.join(declared) or 'none'}.",
+                        did_you_mean(key, declared) or f'Add "{key}" to its inputs, or fix {code.path}:{line}.',
+                        f"in {code.address}")
+
+
+def _use_matches_declared(cfg: B.TransformedColumn | B.Aggregate, code: B.CustomCode, diags: Diagnostics) -> None:
+    """One error per cause: a given name close to a missing declared one is a misspelling of
+    it, reported once; other unknown names, and declared names still missing, one each."""
+    declared = list(code.inputs or ())
+    given = sorted(cfg.inputs)
+    missing = [k for k in declared if k not in cfg.inputs]
+    for key in given:
+        if key in declared:
+            continue
+        close = difflib.get_close_matches(key, missing, n=1, cutoff=0.6)
+        if close:
+            missing.remove(close[0])
+        diags.error(f'{cfg.address} gives the input "{key}", which {code.address} does not declare',
+                    cfg.where("inputs"), f"{code.address} declares inputs: {', '.join(declared)}.",
+                    f'Did you mean "{close[0]}"?' if close
+                    else f"Remove {key}, or add \"{key}\" to {code.address}'s inputs.",
+                    f"in {cfg.address}")
+    if missing:
+        names = ", ".join(f'"{k}"' for k in missing)
+        diags.error(f"{cfg.address} does not give {code.address}'s input{'s' if len(missing) > 1 else ''} {names}",
+                    cfg.where("inputs"), f"{code.address} declares inputs: {', '.join(declared)}; "
+                    f"{cfg.address} gives: {', '.join(given) or 'no inputs'}.",
+                    f"Add {missing[0]} = ... to its inputs.", f"in {cfg.address}")
+
+
+def _use_gives_reads(cfg: B.TransformedColumn | B.Aggregate, code: B.CustomCode, read: dict[str, int],
+                     diags: Diagnostics) -> None:
+    given = sorted(cfg.inputs)
+    for key, line in sorted(read.items(), key=lambda kv: kv[1]):
+        if key in cfg.inputs:
+            continue
+        diags.error(f'{code.path}:{line} reads inputs["{key}"], which {cfg.address} does not give',
+                    cfg.where("inputs"), f"{cfg.address} gives: {', '.join(given) or 'no inputs'}.",
+                    did_you_mean(key, given) or f"Add {key} = ... to its inputs, or fix {code.path}:{line}.",
+                    f"in {cfg.address}")
 
 
 def _unused(app: B.App, graph: Graph, diags: Diagnostics) -> None:

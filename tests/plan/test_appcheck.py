@@ -126,3 +126,50 @@ transformed_column "r" {
 def test_a_custom_transformer_reads_only_what_it_is_given(tmp_path: Path, code: str,
                                                           expected: list[tuple[str, ...]]) -> None:
     assert _errors(tmp_path, {"app.hcl": APP + RATIO, "code/ratio.py": code}) == expected
+
+
+DECLARED = RATIO.replace('output_type = "FLOAT"\n}', 'output_type = "FLOAT"\n  inputs      = ["num", "den"]\n}', 1)
+RATIO_CODE = 'def transform(inputs, args):\n    return inputs["num"] / inputs["den"]\n'
+
+
+@pytest.mark.parametrize(("hcl", "code", "expected"), [
+    (DECLARED, RATIO_CODE, []),
+    (DECLARED.replace("{ num = raw_column.sepal_length, den", "{ numer = raw_column.sepal_length, den"), RATIO_CODE,
+     [('transformed_column.r gives the input "numer", which transformer.ratio does not declare', "app.hcl:26:3",
+       "transformer.ratio declares inputs: num, den.", 'Did you mean "num"?')]),
+    (DECLARED.replace("{ num = raw_column.sepal_length, den = raw_column.sepal_length }",
+                      "{ num = raw_column.sepal_length }"), RATIO_CODE,
+     [("transformed_column.r does not give transformer.ratio's input \"den\"", "app.hcl:26:3",
+       "transformer.ratio declares inputs: num, den; transformed_column.r gives: num.",
+       "Add den = ... to its inputs.")]),
+    (DECLARED, 'def transform(inputs, args):\n    return inputs["num"] / inputs["denom"]\n',
+     [('code/ratio.py:2 reads inputs["denom"], which transformer.ratio does not declare', "app.hcl:21:3",
+       "transformer.ratio declares inputs: num, den.", 'Did you mean "den"?')]),
+    (DECLARED.replace('["num", "den"]', '["num", "2den"]'), RATIO_CODE,
+     [('"inputs[1]" must be a Python identifier', "app.hcl:21:3", 'It is "2den". The input names the code reads: every use gives exactly these, checked at validate.')]),
+], ids=["declared-and-given", "use-misspells-a-declared-name", "use-misses-a-declared-name",
+         "code-reads-undeclared", "bad-name"])
+def test_declared_inputs_are_checked_against_each_use_and_the_code(tmp_path: Path, hcl: str, code: str,
+                                                                   expected: list[tuple[str, ...]]) -> None:
+    got = _errors(tmp_path, {"app.hcl": APP + hcl, "code/ratio.py": code})
+    assert [g[:len(e)] for g, e in zip(got, expected)] == expected and len(got) == len(expected)
+
+
+def test_a_custom_aggregator_reads_only_declared_inputs(tmp_path: Path) -> None:
+    hcl = """
+aggregator "trim" {
+  path        = "code/trim.py"
+  output_type = "FLOAT"
+  inputs      = ["column"]
+}
+
+aggregate "t" {
+  aggregator = aggregator.trim
+  inputs     = { col = raw_column.sepal_length }
+}
+"""
+    code = 'def aggregate_spark(df, inputs, args):\n    return df.agg({inputs["colum"]: "avg"})\n'
+    got = _errors(tmp_path, {"app.hcl": APP + hcl, "code/trim.py": code})
+    assert [g[0] for g in got] == [
+        'code/trim.py:2 reads inputs["colum"], which aggregator.trim does not declare',
+        'aggregate.t gives the input "col", which aggregator.trim does not declare']
