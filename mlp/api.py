@@ -93,7 +93,7 @@ def _make_plan(analysis: Analysis, backend: Backend, state: State, var_map: Mapp
     from mlp.providers import provider_for
 
     store = backend.artifacts()
-    seen = provider_for(analysis.app.provider.kind).refresh(state, store) if refresh else None
+    seen = provider_for(analysis.app.provider).refresh(state, store) if refresh else None
     opts = PlanOptions(tuple(targets), tuple(replace), tuple(sorted(var_map.items())), sample, seen)
     return make_plan(analysis, state, lambda fp: store.has(artifact_key(fp)), opts)
 
@@ -178,6 +178,63 @@ def show_block(app_dir: Path, address: str) -> BlockView:
     log = backend.logs().path(address)
     return BlockView(address, row, in_app, artifact, str(log) if log.exists() else None,
                      view.outputs.get(address))
+
+
+def state_list(app_dir: Path) -> list[str]:
+    """`mlp state list`: every address the state records, in address order."""
+    from mlp.graph.address import Address
+
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    return sorted(backend_for(checked).read_state().blocks, key=Address.parse)
+
+
+def state_pull(app_dir: Path) -> str:
+    """`mlp state pull`: the stored state (journal replayed) as one JSON document."""
+    import json
+
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    return json.dumps(backend_for(checked).read_state().to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def state_push(app_dir: Path, state_file: Path, force: bool = False) -> int:
+    """`mlp state push FILE`: store a state document in the app's backend, under the lock;
+    returns the serial stored. As in Terraform, a state of another lineage is refused, and
+    so is one older than the stored one unless `force`."""
+    import json
+
+    from mlp.state.backend import locked
+    from mlp.state.model import State
+
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    try:
+        from mlp.safeio import read_regular
+
+        pushed = State.from_json(json.loads(read_regular(state_file, 1 << 30)))
+    except OSError as e:
+        raise UsageError(f"Cannot read {state_file}", str(e), "Give the path of a state file (`mlp state pull`).") \
+            from None
+    except ValueError as e:
+        raise UsageError(f"{state_file} is not an mlp state", str(e)[:300],
+                         "Give a file written by `mlp state pull`.") from None
+    backend = backend_for(checked)
+    with locked(backend, "mlp state push"):
+        stored = backend.read_state()
+        if stored.blocks or stored.serial:
+            if stored.lineage != pushed.lineage:
+                raise UsageError(f"{state_file} is the state of another app",
+                                 f"Its lineage is {pushed.lineage}; the backend's is {stored.lineage}.",
+                                 "Push a state pulled from this app's backend.")
+            if pushed.serial < stored.serial and not force:
+                raise UsageError(f"{state_file} is older than the stored state",
+                                 f"Its serial is {pushed.serial}; the backend's is {stored.serial}.",
+                                 "Pull the state again, or pass --force to replace the newer one.")
+        return backend.write_state(pushed).serial
 
 
 def graph(app_dir: Path, fmt: str = "dot", out_file: Path | None = None) -> str | Path:

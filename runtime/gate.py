@@ -11,9 +11,9 @@ values, and calls its SavedModel's signature. So the comparison holds even when 
 models use different features. The main metric is accuracy (classification) or R²
 (regression).
 
-SPEC: {"old_bundle", "new_bundle", "dataset" (the new model's training table, with __row),
-"source_table" (raw columns and __row), "target" (its column in the dataset), "split",
-"seed", "type", "max_rows"}.
+SPEC: a `runtime.jobs.GateJob`: the two bundles, "dataset" (the new model's training table,
+with __row), "source_table" (raw columns and __row), "target" (its column in the dataset),
+"split", "seed", "type", "max_rows". Locations are file:// URIs or local paths.
 """
 
 from __future__ import annotations
@@ -21,43 +21,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from runtime.jobs import GateJob, GateScore, local_path
+
 ROW = "__row"
 
 
-@dataclass(frozen=True)
-class GateSpec:
-    old_bundle: str
-    new_bundle: str
-    dataset: str
-    source_table: str
-    target: str
-    split: float
-    seed: int
-    classification: bool
-    max_rows: int = 20_000
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> GateSpec:
-        return cls(str(d["old_bundle"]), str(d["new_bundle"]), str(d["dataset"]), str(d["source_table"]),
-                   str(d["target"]), float(d["split"]), int(d["seed"]), d["type"] == "classification",
-                   int(d.get("max_rows", 20_000)))
+GateSpec = GateJob  # the schema is runtime.jobs.GateJob, shared with the engine
 
 
-@dataclass(frozen=True)
-class GateResult:
-    metric: str
-    old: float
-    new: float
-    rows: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric, "old": self.old, "new": self.new, "rows": self.rows}
+GateResult = GateScore
 
 
 def eval_rows(spec: GateSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +45,7 @@ def eval_rows(spec: GateSpec) -> tuple[np.ndarray, np.ndarray]:
     ids: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     kept = 0
-    for pos, batch in ParquetSource(spec.dataset).chunks([ROW, spec.target]):
+    for pos, batch in ParquetSource(str(local_path(spec.dataset))).chunks([ROW, spec.target]):
         y = batch.column(spec.target)
         held_out = (uniform(pos, batch.num_rows, spec.seed) >= spec.split) & \
             ~np.asarray(y.is_null().to_numpy(zero_copy_only=False))
@@ -134,9 +111,9 @@ def run(spec: GateSpec) -> GateResult:
     from runtime.server import Predictor
 
     ids, target = eval_rows(spec)
-    rows = instances(spec.source_table, ids)
+    rows = instances(str(local_path(spec.source_table)), ids)
     scores = [score(predictions(Predictor.load(b), rows, spec.classification), target, spec.classification)
-              if rows else 0.0 for b in (spec.old_bundle, spec.new_bundle)]
+              if rows else 0.0 for b in (str(local_path(spec.old_bundle)), str(local_path(spec.new_bundle)))]
     return GateResult("accuracy" if spec.classification else "r2", round(scores[0], 6), round(scores[1], 6),
                       len(rows))
 

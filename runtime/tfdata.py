@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from mlp.coltypes import ColumnType
+from runtime.jobs import Column
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -53,38 +54,6 @@ Arrays = dict[str, np.ndarray]
 
 class DataSpecError(Exception):
     """The data does not match the columns the model was declared with."""
-
-
-@dataclass(frozen=True)
-class Column:
-    """A feature or target column, as the trainer (and a custom `create_model`) sees it.
-
-    `categories` is the number of category ids of a categorical INT column (ids outside
-    `0..categories-1` are read as one extra "unseen" id). `vocabulary` holds a STRING
-    feature's values (learned from the training share, most frequent first) or a
-    classification target's labels (sorted; the class index is the position). `width` is
-    the length of a FLOAT_LIST feature.
-    """
-
-    name: str
-    type: ColumnType
-    categorical: bool = False
-    categories: int | None = None
-    vocabulary: tuple[Any, ...] | None = None
-    width: int | None = None
-
-    @property
-    def dtype(self) -> str:
-        """The tensor dtype the model takes for this column."""
-        if self.type is ColumnType.STRING:
-            return "string"
-        if self.type is ColumnType.INT and self.categorical:
-            return "int64"
-        return "float32"
-
-    @property
-    def shape(self) -> tuple[int | None, ...]:
-        return (None, self.width) if self.type is ColumnType.FLOAT_LIST else (None,)
 
 
 def uniform(start: int, n: int, seed: int, salt: int = 0) -> np.ndarray:

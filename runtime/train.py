@@ -40,11 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from mlp.builtins.catalogue import TRAINING_DEFAULTS
 from mlp.coltypes import ColumnType
 from mlp.errors import MlpError
 from runtime import guardrails, packing, tfdata
-from runtime.tfdata import Column
+from runtime.jobs import Column, TrainError, TrainJob, local_path
 
 Emit = Callable[[dict[str, Any]], None]
 PREDICT_BATCH = 8192  # rows per model call when evaluating and predicting
@@ -53,72 +52,8 @@ SUPPORTED = (ColumnType.FLOAT, ColumnType.INT, ColumnType.BOOL, ColumnType.STRIN
              ColumnType.FLOAT_LIST)
 
 
-class TrainError(Exception):
-    """A failure the user can fix; reported as the final error event."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message, self.hint = message, hint
-
-
-@dataclass(frozen=True)
-class Training:
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    split: float
-    seed: int
-    early_stopping: int  # patience in epochs; 0 turns it off
-
-    @classmethod
-    def from_json(cls, given: dict[str, Any]) -> Training:
-        d = {**TRAINING_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
-        t = cls(int(d["epochs"]), int(d["batch_size"]), float(d["learning_rate"]),
-                float(d["split"]), int(d["seed"]), int(d["early_stopping"]))
-        if not 0 < t.split < 1:
-            raise TrainError(f"training.split must be between 0 and 1, not {t.split}",
-                             "0.75 trains on three quarters of the rows and evaluates on the rest")
-        if t.epochs < 1 or t.batch_size < 1:
-            raise TrainError("training.epochs and training.batch_size must be at least 1")
-        return t
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    model: str
-    fingerprint: str
-    classification: bool
-    estimator: str | None
-    custom_path: str | None
-    features: tuple[Column, ...]
-    target: Column
-    hparams: dict[str, Any]
-    training: Training
-    balance: str
-    data: str
-    out_dir: str
-    tensorboard_dir: str | None = None  # where the epochs' scalars go as TensorBoard events
-    scaled_features: tuple[str, ...] = ()  # made by normalize/min_max_scale: never told to normalize
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> TrainSpec:
-        try:
-            feats = tuple(_column(f) for f in d["features"])
-            return cls(str(d["model"]), str(d.get("fingerprint", "")),
-                       d["type"] == "classification", d.get("estimator"),
-                       d.get("custom_path"), feats, _column(d["target"]),
-                       dict(d.get("hparams") or {}), Training.from_json(d.get("training") or {}),
-                       str(d.get("balance") or "none"), str(d["data"]), str(d["out_dir"]),
-                       str(d["tensorboard_dir"]) if d.get("tensorboard_dir") else None,
-                       tuple(str(f) for f in d.get("scaled_features") or ()))
-        except (KeyError, TypeError, ValueError) as e:
-            raise TrainError(f"the training spec is invalid: {type(e).__name__}: {e}",
-                             "the engine wrote a spec this trainer does not understand") from e
-
-
-def _column(d: dict[str, Any]) -> Column:
-    return Column(str(d["name"]), ColumnType(d["type"]), bool(d.get("categorical", False)),
-                  d.get("categories"))
+# The job's schema lives in runtime.jobs, shared with the engine that writes it.
+TrainSpec = TrainJob
 
 
 def run(spec: TrainSpec, emit: Emit) -> dict[str, Any]:
@@ -143,7 +78,7 @@ def run(spec: TrainSpec, emit: Emit) -> dict[str, Any]:
     late = guardrails.check_training(spec.model, history, metrics, train_metrics, baseline)
     for w in late:
         emit({"event": "warning", **w.to_json()})
-    out = Path(spec.out_dir)
+    out = local_path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     export(model, reader.features, spec.classification, out / "saved_model")
     labels = list(reader.target.vocabulary or ()) if spec.classification else None
@@ -169,7 +104,7 @@ def _reader(spec: TrainSpec) -> tfdata.Reader:
     if not spec.features:
         raise TrainError(f"{spec.model} has no features")
     try:
-        source = tfdata.ParquetSource(spec.data)
+        source = tfdata.ParquetSource(str(local_path(spec.data)))
     except (OSError, ValueError) as e:
         raise TrainError(f"{spec.model}: cannot read the training data at {spec.data}: {e}"
                          ) from None
@@ -258,10 +193,10 @@ def _model(spec: TrainSpec, reader: tfdata.Reader, profile: tfdata.Profile) -> A
     keras.utils.set_random_seed(spec.training.seed)
     try:
         if spec.custom_path:
-            return estimators.custom(spec.custom_path, reader.features, reader.target,
-                                     spec.hparams)
+            return estimators.custom(str(local_path(spec.custom_path)), reader.features, reader.target,
+                                     dict(spec.hparams))
         return estimators.build(spec.estimator or "dnn", spec.classification, reader.features,
-                                reader.target, spec.hparams, spec.training.learning_rate,
+                                reader.target, dict(spec.hparams), spec.training.learning_rate,
                                 profile.target_mean, profile.target_std)
     except estimators.EstimatorError as e:
         raise TrainError(f"{spec.model}: {e}") from e
@@ -311,7 +246,7 @@ def _fit(spec: TrainSpec, model: Any, reader: tfdata.Reader, profile: tfdata.Pro
 
     callbacks: list[Any] = [Progress()]
     if spec.tensorboard_dir and _has_tensorboard(emit):
-        callbacks.append(_tensorboard(spec.tensorboard_dir))
+        callbacks.append(_tensorboard(str(local_path(spec.tensorboard_dir))))
     if t.early_stopping > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=t.early_stopping, restore_best_weights=True))

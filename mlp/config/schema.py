@@ -201,6 +201,12 @@ BLOCKS: dict[str, Schema] = {
 PROVIDERS: dict[str, Schema] = {
     "local": Schema({"spark_master": Field("str", default="local[*]"),
                      "parallelism": PARALLELISM}),
+    "kubernetes": Schema({"kubeconfig": Field("str", default="", doc="The kubeconfig file; empty: $KUBECONFIG, "
+                                             "else ~/.kube/config."),
+                          "context": Field("str", default="", doc="The kubeconfig context; empty: its current one."),
+                          "namespace": Field("str", default="default"),
+                          "image": Field("str", default="", doc="The runtime image the jobs and apis run."),
+                          "parallelism": PARALLELISM}),
     "aws": Schema({"region": Field("str", True), "parallelism": PARALLELISM},
                   blocks={"cluster": Schema({"node_type": Field("str", default="m5.xlarge"),
                                              "max_nodes": MAX_NODES,

@@ -9,6 +9,7 @@ its writer belong to the runtime (`runtime.bundle`); this module gathers what go
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from mlp.engine.context import RunContext
 from mlp.graph.address import Address, Kind
 
 
-def build_bundle(ctx: RunContext, addr: Address, out_dir: Path, result: dict[str, Any]) -> Path:
+def build_bundle(ctx: RunContext, addr: Address, out_dir: Path, labels: Sequence[Any] | None,
+                 metrics: Mapping[str, Any]) -> Path:
     cfg = ctx.cfg(addr)
     assert isinstance(cfg, B.Model)
     from runtime.bundle import write_bundle
@@ -55,5 +57,5 @@ def build_bundle(ctx: RunContext, addr: Address, out_dir: Path, result: dict[str
                              "min": r.min, "max": r.max, "values": list(r.values) if r.values is not None else None}
                             for r in raws if isinstance(r, B.RawColumn)],
             "transforms": steps, "aggregates": aggs, "features": [f.name for f in cfg.features],
-            "labels": result.get("labels"), "metrics": result.get("metrics", {})}
+            "labels": list(labels) if labels is not None else None, "metrics": dict(metrics)}
     return write_bundle(out_dir / "bundle", spec, out_dir / "saved_model")

@@ -21,6 +21,7 @@ from mlp.errors import ApplyError
 from mlp.graph.address import Address, Kind
 from mlp.graph.analysis import Analysis
 from mlp.plan.model import Action, Change, Plan, Reason
+from mlp.providers import JobLog, Provider, provider_for
 from mlp.state.backend import ArtifactStore, Backend, artifact_key
 from mlp.state.model import STATUS_DONE, BlockRecord, State, utc_now
 
@@ -49,10 +50,23 @@ class RunContext:
     failed: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _logged: set[str] = field(default_factory=set)  # blocks whose log got this run's header
+    _provider: Provider | None = None
 
     @property
     def store(self) -> ArtifactStore:
         return self.backend.artifacts()
+
+    @property
+    def provider(self) -> Provider:
+        """The app's provider: the only way this apply reaches compute."""
+        with self._lock:
+            if self._provider is None:
+                self._provider = provider_for(self.analysis.app.provider)
+            return self._provider
+
+    def job_log(self, addr: Address) -> JobLog:
+        """A block's log, as the provider's jobs write to it."""
+        return JobLog(str(addr), str(self.log_path(addr)), lambda line, echo: self.log(addr, line, echo))
 
     def cfg(self, addr: Address) -> BlockConfig:
         return self.analysis.app.blocks[addr]
@@ -156,7 +170,7 @@ class RunContext:
         if not (tmp / "saved_model").exists():
             shutil.copytree(saved, tmp / "saved_model", copy_function=_link_or_copy)
         metrics = old.metrics if isinstance(old.metrics, dict) else {}
-        build_bundle(self, addr, tmp, {"labels": metrics.get("labels"), "metrics": metrics.get("eval", {})})
+        build_bundle(self, addr, tmp, metrics.get("labels"), metrics.get("eval") or {})
         self.store.commit(new_key, tmp)
 
     def reuse(self, addr: Address) -> None:

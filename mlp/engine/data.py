@@ -93,10 +93,7 @@ class _Frame:
 
     @property
     def spark(self) -> Any:
-        from runtime.sparkenv import get_spark
-
-        master = str(self.ctx.analysis.app.provider.settings.get("spark_master", "local[*]"))
-        return get_spark(master, self.ctx.backend.logs().path("spark"))
+        return self.ctx.provider.data_session(str(self.ctx.backend.logs().path("spark")))
 
     @property
     def df(self) -> Any:

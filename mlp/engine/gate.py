@@ -10,12 +10,9 @@ serving, and the state keeps saying so. `promote = "always"` swaps without askin
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlp.builtins.catalogue import TRAINING_DEFAULTS
 from mlp.config import blocks as B
@@ -24,7 +21,8 @@ from mlp.errors import ApplyError
 from mlp.graph.address import Address
 from mlp.state.backend import artifact_key
 
-ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from runtime.jobs import GateJob
 
 
 @dataclass(frozen=True)
@@ -58,9 +56,9 @@ def gate(ctx: RunContext, api: B.Api, serving_fp: str, new_bundle: Path) -> Verd
         ctx.log(api.address, f"promote: the serving model {serving_fp[:12]} is gone from the store; "
                              "swapping without comparing")
         return None
-    spec = _spec(ctx, api.model, ctx.store.local_path(old) / "bundle", new_bundle)
-    metric, serving, candidate, rows = _run(ctx, api.address, spec)
-    return Verdict(metric, serving, candidate, rows, api.tolerance)
+    job = _job(ctx, api.model, ctx.store.local_path(old) / "bundle", new_bundle)
+    score = ctx.provider.evaluate(job, ctx.job_log(api.address))
+    return Verdict(score.metric, score.old, score.new, score.rows, api.tolerance)
 
 
 def check(ctx: RunContext, api: B.Api, verdict: Verdict | None, serving_fp: str) -> None:
@@ -75,8 +73,9 @@ def check(ctx: RunContext, api: B.Api, verdict: Verdict | None, serving_fp: str)
             f'To swap anyway, set promote = "always" (or a larger tolerance) in api "{api.name}".')
 
 
-def _spec(ctx: RunContext, model_addr: Address, old_bundle: Path, new_bundle: Path) -> dict[str, object]:
+def _job(ctx: RunContext, model_addr: Address, old_bundle: Path, new_bundle: Path) -> GateJob:
     from mlp.engine.training import dataset
+    from runtime.jobs import GateJob, file_uri
 
     model = ctx.cfg(model_addr)
     assert isinstance(model, B.Model) and model.target is not None
@@ -85,26 +84,8 @@ def _spec(ctx: RunContext, model_addr: Address, old_bundle: Path, new_bundle: Pa
     source = ctx.current(sources[0]) if sources else None
     if source is None or source.artifact is None:
         raise ApplyError(f"{model_addr}: its source has not been built", "", "Run `mlp apply` again.")
-    return {"old_bundle": str(old_bundle), "new_bundle": str(new_bundle),
-            "dataset": str(dataset(ctx, list(model.features) + [model.target], model_addr)),
-            "source_table": str(ctx.store.local_path(source.artifact) / "table"),
-            "target": model.target.name, "split": training["split"], "seed": training["seed"],
-            "type": model.type}
-
-
-def _run(ctx: RunContext, addr: Address, spec: dict[str, object]) -> tuple[str, float, float, int]:
-    with tempfile.TemporaryDirectory(prefix="mlp-gate-") as tmp:
-        path = Path(tmp) / "gate.json"
-        path.write_text(json.dumps(spec))
-        with ctx.log_path(addr).open("a") as log:
-            proc = subprocess.run([sys.executable, "-m", "runtime.gate", str(path)], stdout=subprocess.PIPE,
-                                  stderr=log, text=True, cwd=str(ROOT))
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise ApplyError(f"{addr}: the rollout gate could not score the models", f"See the log: mlp logs {addr}",
-                         'Fix what the log says, or set promote = "always" to swap without the gate.')
-    try:
-        r = json.loads(lines[-1])
-        return str(r["metric"]), float(r["old"]), float(r["new"]), int(r["rows"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ApplyError(f"{addr}: the rollout gate answered {lines[-1][:200]!r}", str(e)) from None
+    return GateJob(file_uri(old_bundle), file_uri(new_bundle),
+                   file_uri(dataset(ctx, list(model.features) + [model.target], model_addr)),
+                   file_uri(ctx.store.local_path(source.artifact) / "table"),
+                   model.target.name, float(training["split"]), int(training["seed"]),
+                   model.type == "classification")

@@ -34,7 +34,7 @@ def bundle_dir(ctx: RunContext, model_key: str) -> Path:
 
 
 def provider_of(ctx: RunContext) -> Provider:
-    return provider_for(ctx.analysis.app.provider.kind)
+    return ctx.provider
 
 
 def run_api_unit(ctx: RunContext, unit: Unit) -> None:

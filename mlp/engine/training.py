@@ -1,7 +1,8 @@
 """The model unit: assemble the training table, train in a child process, export a bundle.
 
-TensorFlow is never imported here: training runs as `python -m runtime.train SPEC`, whose
-JSON-lines progress is streamed to the hooks and the model's log. The training table is
+TensorFlow is never imported here: the engine builds a `runtime.jobs.TrainJob` and the
+provider runs it (the local one as `python -m runtime.train SPEC`, streaming its progress to
+the model's log and the hooks). The training table is
 read straight from the stored Parquet when one table holds every column; otherwise the
 columns are joined on `__row` in Spark once and stored, so a hyperparameter change never
 touches Spark again.
@@ -10,13 +11,10 @@ touches Spark again.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlp.config import blocks as B
 from mlp.engine.context import RunContext, write_meta
@@ -26,6 +24,9 @@ from mlp.errors import ApplyError
 from mlp.graph.address import Address
 from mlp.plan.model import Action
 from mlp.state.backend import artifact_key
+
+if TYPE_CHECKING:
+    from runtime.jobs import Column, TrainJob
 
 ROW = "__row"
 
@@ -77,10 +78,7 @@ def dataset(ctx: RunContext, cols: list[Address], log_to: Address) -> Path:
         return ctx.store.local_path(tables[0]) / "table"
     key = artifact_key(hashlib.sha256(("dataset:" + ",".join(sorted(ctx.fp(c) for c in cols))).encode()).hexdigest())
     if not ctx.store.has(key):
-        from runtime.sparkenv import get_spark
-
-        master = str(ctx.analysis.app.provider.settings.get("spark_master", "local[*]"))
-        spark = get_spark(master, ctx.backend.logs().path("spark"))
+        spark = ctx.provider.data_session(str(ctx.backend.logs().path("spark")))
         ctx.log(log_to, f"joining {len(cols)} columns from {len(tables)} tables (Spark)")
         by_table: dict[str, list[str]] = {}
         for c in cols:
@@ -117,10 +115,31 @@ def _categories(ctx: RunContext, col: Address) -> int | None:
     return None
 
 
-def column_spec(ctx: RunContext, col: Address) -> dict[str, Any]:
+def column_spec(ctx: RunContext, col: Address) -> Column:
+    from runtime.jobs import Column
+
     info = ctx.analysis.checked.types.columns[col]
-    return {"name": col.name, "type": info.type.value, "categorical": info.categorical,
-            "categories": _categories(ctx, col) if info.categorical else None}
+    return Column(col.name, info.type, info.categorical, _categories(ctx, col) if info.categorical else None)
+
+
+def train_job(ctx: RunContext, addr: Address, data: Path, out_dir: Path) -> TrainJob:
+    """The model's training as data: what the provider runs, here or on a cluster."""
+    from runtime.jobs import Training, TrainJob, file_uri
+
+    cfg = ctx.cfg(addr)
+    assert isinstance(cfg, B.Model) and cfg.target is not None
+    settings = ctx.analysis.fingerprints[addr].settings
+    custom = file_uri(ctx.analysis.app.dir / _code(ctx, cfg.custom).path) if cfg.custom else None
+    return TrainJob(
+        model=str(addr), fingerprint=ctx.fp(addr), classification=cfg.type == "classification",
+        estimator=None if cfg.custom else cfg.estimator, custom_path=custom,
+        features=tuple(column_spec(ctx, f) for f in cfg.features), target=column_spec(ctx, cfg.target),
+        hparams=dict(settings["hparams"]), training=Training.from_json(dict(settings["training"])),
+        balance=cfg.balance, data=file_uri(data), out_dir=file_uri(out_dir),
+        tensorboard_dir=file_uri(tensorboard_dir(ctx, addr)),
+        # features a normalize or min_max_scale made: the guardrails never say to normalize them
+        scaled_features=tuple(sorted(f.name for f in cfg.features
+                                     if getattr(ctx.cfg(f), "transformer", "") in ("normalize", "min_max_scale"))))
 
 
 def _train(ctx: RunContext, addr: Address) -> None:
@@ -131,32 +150,22 @@ def _train(ctx: RunContext, addr: Address) -> None:
     data = dataset(ctx, list(cfg.features) + [cfg.target], addr)
     key = ctx.key(addr)
     tmp = ctx.store.temp_dir(key)
-    settings = ctx.analysis.fingerprints[addr].settings
-    spec = {"model": str(addr), "fingerprint": ctx.fp(addr), "type": cfg.type,
-            "estimator": None if cfg.custom else cfg.estimator,
-            "custom_path": str((ctx.analysis.app.dir / _code(ctx, cfg.custom).path).resolve()) if cfg.custom else None,
-            "features": [column_spec(ctx, f) for f in cfg.features], "target": column_spec(ctx, cfg.target),
-            "hparams": dict(settings["hparams"]), "training": dict(settings["training"]),
-            "balance": cfg.balance, "data": str(data), "out_dir": str(tmp),
-            "tensorboard_dir": str(tensorboard_dir(ctx, addr)),
-            # features a normalize or min_max_scale made: the guardrails never say to normalize them
-            "scaled_features": sorted(f.name for f in cfg.features
-                                      if getattr(ctx.cfg(f), "transformer", "") in ("normalize", "min_max_scale"))}
-    (tmp / "spec.json").write_text(json.dumps(spec, indent=1))
-    run_trainer(ctx, addr, [str(tmp / "spec.json")])
-    result = dict(json.loads((tmp / "result.json").read_text()))
+    result = ctx.provider.train(train_job(ctx, addr, data, tmp), ctx.job_log(addr))
     from mlp.engine.bundle import build_bundle
 
-    build_bundle(ctx, addr, tmp, result)
-    metrics = {"eval": result.get("metrics", {}), "train": result.get("train_metrics", {}),
-               "labels": result.get("labels"), "rows": result.get("rows", {}),
-               "warnings": result.get("warnings", []), "epochs": len(result.get("history", [])),
-               "best_epoch": best_epoch(result.get("history", []))}
+    build_bundle(ctx, addr, tmp, result.labels, result.metrics)
+    history = [dict(h) for h in result.history]
+    warnings = [dict(w) for w in result.warnings]
+    evals = dict(result.metrics)
+    metrics: dict[str, Any] = {"eval": evals, "train": dict(result.train_metrics),
+                               "labels": list(result.labels) if result.labels is not None else None,
+                               "rows": dict(result.rows), "warnings": warnings, "epochs": len(history),
+                               "best_epoch": best_epoch(history)}
     write_meta(tmp, {"metrics": metrics, "digest": None})
     ctx.store.commit(key, tmp)
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics["eval"].items()) if isinstance(v, (int, float)))
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(evals.items()) if isinstance(v, (int, float)))
     ctx.record(addr, key, metrics, None, seconds=time.monotonic() - start, info=shown,
-               details=tuple(f"warning: {w.get('message')} Fix: {w.get('fix')}" for w in metrics["warnings"]))
+               details=tuple(f"warning: {w.get('message')} Fix: {w.get('fix')}" for w in warnings))
 
 
 def tensorboard_dir(ctx: RunContext, addr: Address) -> Path:
@@ -179,60 +188,6 @@ def _code(ctx: RunContext, ref: Address | None) -> B.CustomCode:
     return code
 
 
-def run_trainer(ctx: RunContext, addr: Address, args: list[str]) -> dict[str, Any]:
-    """Run the trainer in a child process, streaming its events; return its `done` event."""
-    cmd = [sys.executable, "-m", "runtime.train", *args]
-    ctx.log(addr, "train: " + " ".join(cmd[2:]), echo=False)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(ctx.log_path(addr), "a"),
-                            text=True, cwd=str(Path(__file__).resolve().parents[2]))
-    error: dict[str, Any] = {}
-    done: dict[str, Any] = {}
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        ev = _event(line)
-        if ev is None:
-            ctx.log(addr, line.rstrip(), echo=False)
-            continue
-        kind = ev.get("event")
-        if kind == "epoch":
-            ctx.log(addr, _epoch_line(ev))
-        elif kind == "warning":
-            ctx.log(addr, f"warning: {ev.get('message')} Fix: {ev.get('fix')}")
-        elif kind == "error":
-            error = ev
-        elif kind == "done":
-            done = ev
-        else:
-            ctx.log(addr, json.dumps(ev), echo=False)
-    code = proc.wait()
-    if code != 0:
-        msg = error.get("message") or f"the trainer exited with code {code}"
-        raise ApplyError(f"{addr}: {msg}", f"See the log: mlp logs {addr}", str(error.get("hint", "")))
-    return done
-
-
-def _event(line: str) -> dict[str, Any] | None:
-    line = line.strip()
-    if not line.startswith("{"):
-        return None
-    try:
-        ev = json.loads(line)
-    except ValueError:
-        return None
-    return ev if isinstance(ev, dict) else None
-
-
-def _epoch_line(ev: dict[str, Any]) -> str:
-    parts = [f"epoch {ev.get('epoch')}/{ev.get('epochs')}"]
-    for k in ("loss", "val_loss"):
-        if isinstance(ev.get(k), (int, float)):
-            parts.append(f"{k} {ev[k]:.4f}")
-    for k, v in sorted((ev.get("metrics") or {}).items()):
-        if isinstance(v, (int, float)):
-            parts.append(f"{k} {v:.4f}")
-    return "  ".join(parts)
-
-
 def _model_column(ctx: RunContext, addr: Address) -> None:
     cfg = ctx.cfg(addr)
     assert isinstance(cfg, B.TransformedColumn) and cfg.model is not None
@@ -247,7 +202,9 @@ def _model_column(ctx: RunContext, addr: Address) -> None:
     key = ctx.key(addr)
     tmp = ctx.store.temp_dir(key)
     bundle = ctx.store.local_path(model_rec.artifact)
-    run_trainer(ctx, addr, ["--predict", str(bundle), str(data), addr.name, str(tmp / "full")])
+    from runtime.jobs import PredictJob
+
+    ctx.provider.predict(PredictJob(str(bundle), str(data), addr.name, str(tmp / "full")), ctx.job_log(addr))
     _keep_columns(tmp / "full", tmp / "table", [ROW, addr.name])
     shutil.rmtree(tmp / "full", ignore_errors=True)
     commit_meta_dir: dict[str, Any] = {"metrics": {"model": str(cfg.model)}, "digest": None, "table": key, "column": addr.name}

@@ -15,6 +15,7 @@ from mlp.graph.dag import Graph, build_graph
 from mlp.graph.datahash import HashCache
 from mlp.graph.fingerprint import Fingerprint, fingerprints, hash_inputs
 from mlp.graph.typecheck import Types, check_types
+from mlp.providers.registry import check_settings_home
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def check(app_dir: Path, variables: Mapping[str, str] | None = None) -> tuple[Ch
     app, diags = load_app(app_dir, variables, cache_dir(app_dir) / "parse")
     if app is None:
         return None, diags
+    check_settings_home(app, diags)  # the provider's plugin and the backend's SDK are installed
     graph = build_graph(app.blocks, diags)
     if graph is None:
         return None, diags

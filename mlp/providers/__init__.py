@@ -1,31 +1,43 @@
-"""Where workloads run: the provider interface the engine talks to, and its typed values.
+"""Where workloads run: the provider interface, the only way the engine reaches compute.
 
-The engine decides *what* to do; a provider says *what is there* and runs the work. This
-module holds the part the plan needs first, refresh (as Terraform refreshes before it
-plans), and the serving half of apply:
+The engine decides *what* to do; a provider says *what is there* and runs the work:
 
+    check(config, diags)       the provider block's own settings, with file:line
     refresh(state, store)      -> Refresh: the recorded artifacts that are gone, and each
                                   recorded api's `ApiHealth` (up? serving which model?)
+    preview(plan)              -> Preview: the infrastructure it would create, update, delete
+    provision() / teardown()   -> Provisioned: outputs such as cluster access and a bucket
+    data_session(log)          the Spark session a source's data unit runs in
+    train(job, log)            -> TrainResult: a `runtime.jobs.TrainJob`, run where it belongs
+    predict(job, log)          a `runtime.jobs.PredictJob`: a model's predictions as a column
+    evaluate(job, log)         -> GateScore: the rollout gate's `runtime.jobs.GateJob`
     deploy_api(deployment)     -> Endpoint: start, or move to another port, an api
     reload_api(endpoint, ...)  -> Endpoint: swap the model of a running api
     api_health(endpoint)       -> ApiHealth: ask a running api what it serves
     stop_api(endpoint, log)    -> bool: stop it; True when something was running
 
-Refresh is cheap by contract: stats of the artifact store and one HTTP health check per
-api, never a read of the data. `mlp.providers.local.LocalProvider` is the first
-implementation; `provider_for` maps a provider block's kind to one.
+Jobs are data (`runtime.jobs`), written as JSON and run by `python -m runtime.<job>`, so the
+same spec and code run in a child process here or in a pod on a cluster. Refresh is cheap by
+contract: stats of the artifact store and one HTTP health check per api, never a read of the
+data. `mlp.providers.local.LocalProvider` ships with the core; other providers are plugins
+(`mlp.providers.registry`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mlp.errors import UsageError
 from mlp.state.backend import ArtifactStore
 from mlp.state.model import State
+
+if TYPE_CHECKING:
+    from mlp.config.blocks import ProviderConfig
+    from mlp.diagnostics import Diagnostics
+    from mlp.plan.model import Plan
+    from runtime.jobs import GateJob, GateScore, PredictJob, TrainJob, TrainResult
 
 
 @dataclass(frozen=True)
@@ -109,10 +121,62 @@ class ApiDeployment:
     max_body_bytes: int | None = None  # None: the server's default
 
 
+@dataclass(frozen=True)
+class JobLog:
+    """Where a job's output goes: the block it runs for, its log file, and `write(line,
+    echo)`, which adds a line to that log (and, with echo, shows it with -v)."""
+
+    block: str
+    path: str
+    write: Callable[[str, bool], None]
+
+
+@dataclass(frozen=True)
+class InfraChange:
+    """One piece of infrastructure a provider would change (a Pulumi resource, a
+    Kubernetes object)."""
+
+    address: str
+    action: str     # create | update | replace | delete
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What apply would do to the provider's infrastructure; `note` says what could not be
+    previewed and how to fix that."""
+
+    changes: tuple[InfraChange, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """What provisioning made, for the workloads: e.g. kubeconfig, bucket, registry."""
+
+    outputs: Mapping[str, str] = field(default_factory=dict)
+
+
 class Provider(Protocol):
     kind: str
 
+    def check(self, config: ProviderConfig, diags: Diagnostics) -> None: ...
+
     def refresh(self, state: State, store: ArtifactStore) -> Refresh: ...
+
+    def preview(self, plan: Plan) -> Preview: ...
+
+    def provision(self) -> Provisioned: ...
+
+    def teardown(self) -> None: ...
+
+    def data_session(self, log: str) -> Any: ...
+
+    def train(self, job: TrainJob, log: JobLog) -> TrainResult: ...
+
+    def predict(self, job: PredictJob, log: JobLog) -> None: ...
+
+    def evaluate(self, job: GateJob, log: JobLog) -> GateScore: ...
 
     def api_health(self, endpoint: Endpoint | None, expected: str) -> ApiHealth: ...
 
@@ -123,13 +187,10 @@ class Provider(Protocol):
     def stop_api(self, endpoint: Endpoint | None, log: str) -> bool: ...
 
 
-def provider_for(kind: str) -> Provider:
-    """The provider of a provider block's kind. Only `local` ships with the core: other
-    kinds are refused, never run locally in their name."""
-    if kind == "local":
-        from mlp.providers.local import LocalProvider
+def provider_for(config: ProviderConfig | str) -> Provider:
+    """The provider of a provider block (or of its kind): the local one ships with the core,
+    any other is a plugin found through the `mlp.providers` entry-point group. A kind whose
+    plugin is not installed is refused, never run locally in its name."""
+    from mlp.providers.registry import load_provider
 
-        return LocalProvider()
-    raise UsageError(f'The "{kind}" provider is not available in this version',
-                     "Only the local provider runs apps here; nothing is run locally in another provider's name.",
-                     'Use provider "local" {}.')
+    return load_provider(config)

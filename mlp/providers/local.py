@@ -1,4 +1,6 @@
-"""The local provider: artifacts in the local store, each api a background uvicorn process.
+"""The local provider: data work in this process's Spark session, training and the rollout
+gate as child processes running the runtime's jobs, each api a background uvicorn process.
+It provisions nothing and so previews no infrastructure.
 
 Refresh stats the store (`ArtifactStore.has`) for every recorded artifact and every
 artifact a record's output reads (`BlockRecord.refs`), and asks each recorded api's
@@ -13,18 +15,82 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlp.errors import ApplyError
-from mlp.providers import ApiDeployment, ApiHealth, ApiStatus, Endpoint, Refresh
+from mlp.providers import ApiDeployment, ApiHealth, ApiStatus, Endpoint, JobLog, Preview, Provisioned, Refresh
 from mlp.state.backend import ArtifactStore
 from mlp.state.model import BlockRecord, State
+
+if TYPE_CHECKING:
+    from mlp.config.blocks import ProviderConfig
+    from mlp.diagnostics import Diagnostics
+    from mlp.plan.model import Plan
+    from runtime.jobs import GateJob, GateScore, PredictJob, TrainJob, TrainResult
 
 HEALTH_TIMEOUT = 2.0  # seconds for one /healthz during refresh
 
 
 class LocalProvider:
     kind = "local"
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        self.settings = dict(settings or {})
+
+    # -- the provider block and its infrastructure (none) ----------------------------
+
+    def check(self, config: ProviderConfig, diags: Diagnostics) -> None:
+        """The schema checks every local setting already; nothing else to know here."""
+
+    def preview(self, plan: Plan) -> Preview:
+        return Preview()
+
+    def provision(self) -> Provisioned:
+        return Provisioned()
+
+    def teardown(self) -> None:
+        """Nothing was provisioned; the apis are stopped block by block."""
+
+    # -- jobs ------------------------------------------------------------------------
+
+    def data_session(self, log: str) -> Any:
+        """The Spark session of this process, on the provider's `spark_master`."""
+        from runtime.sparkenv import get_spark
+
+        return get_spark(str(self.settings.get("spark_master") or "local[*]"), Path(log))
+
+    def train(self, job: TrainJob, log: JobLog) -> TrainResult:
+        import json
+
+        from mlp.providers.localjobs import run_trainer
+        from runtime.jobs import TrainResult, local_path
+
+        out = local_path(job.out_dir)
+        spec = out / "spec.json"
+        spec.write_text(json.dumps(job.to_json(), indent=1))
+        run_trainer(log.block, [str(spec)], log)
+        try:
+            return TrainResult.from_json(json.loads((out / "result.json").read_text()))
+        except (OSError, ValueError) as e:
+            raise ApplyError(f"{job.model}: the trainer left no readable result", str(e),
+                             f"See the log: mlp logs {log.block}") from None
+
+    def predict(self, job: PredictJob, log: JobLog) -> None:
+        from mlp.providers.localjobs import run_trainer
+
+        run_trainer(log.block, job.argv(), log)
+
+    def evaluate(self, job: GateJob, log: JobLog) -> GateScore:
+        from mlp.providers.localjobs import run_gate
+        from runtime.jobs import GateScore
+
+        answer = run_gate(log.block, job.to_json(), log)
+        try:
+            return GateScore.from_json(answer)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ApplyError(f"{log.block}: the rollout gate answered {str(answer)[:200]!r}", str(e)) from None
 
     # -- refresh ---------------------------------------------------------------------
 
