@@ -4,6 +4,7 @@ runtime that runs it, wherever that is.
     python -m runtime.train JOB.json          a TrainJob: train, evaluate, export a model
     python -m runtime.train --predict ...     a PredictJob's arguments: a model's predictions
     python -m runtime.gate JOB.json           a GateJob: score the serving and the new model
+    python -m runtime.data JOB.json           a DataJob: one source's data unit, in Spark
 
 The engine builds these dataclasses and writes `to_json()`; the runtime reads them back with
 `from_json`, which checks every field's shape (a job file is data: nothing in it runs).
@@ -258,6 +259,60 @@ class GateScore:
         if not isinstance(d, Mapping):
             raise ValueError("a gate score is a JSON object")
         return cls(str(d["metric"]), float(d["old"]), float(d["new"]), int(d["rows"]))
+
+
+@dataclass(frozen=True)
+class BackendRef:
+    """Where an app's state and artifacts are, as its backend block says (never a secret:
+    credentials come from the SDK's own chain where the job runs)."""
+
+    kind: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "settings": dict(self.settings)}
+
+    @classmethod
+    def from_json(cls, d: Any) -> BackendRef:
+        if not isinstance(d, Mapping) or not isinstance(d.get("kind"), str):
+            raise ValueError("a backend is an object with a kind")
+        settings = d.get("settings") or {}
+        if not isinstance(settings, Mapping) or not all(
+                isinstance(v, (str, int, float, bool)) for v in settings.values()):
+            raise ValueError("a backend's settings are a flat object of strings and numbers")
+        return cls(d["kind"], dict(settings))
+
+
+@dataclass(frozen=True)
+class DataJob:
+    """Run one source's data unit of a saved plan: ingest, aggregates and transformed
+    columns, in Spark, reading and writing the backend's artifact store.
+
+    The job reads the app's files at `app_dir` and the plan at `plan` (URIs), and the state
+    from the backend (it never writes the state: it reports each finished block as an event,
+    and the process that holds the state lock records it).
+    """
+
+    app_dir: str
+    plan: str
+    backend: BackendRef
+    unit: str                 # "data:source.NAME"
+    spark_master: str = "local[*]"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": "data", "version": JOB_VERSION, "app_dir": self.app_dir, "plan": self.plan,
+                "backend": self.backend.to_json(), "unit": self.unit, "spark_master": self.spark_master}
+
+    @classmethod
+    def from_json(cls, d: Any) -> DataJob:
+        if not isinstance(d, Mapping):
+            raise ValueError("a data job is a JSON object")
+        _check_version(d)
+        unit = str(d["unit"])
+        if not unit.startswith("data:"):
+            raise ValueError(f"{unit!r} is not a data unit")
+        return cls(str(d["app_dir"]), str(d["plan"]), BackendRef.from_json(d["backend"]), unit,
+                   str(d.get("spark_master") or "local[*]"))
 
 
 def _check_version(d: Mapping[str, Any]) -> None:

@@ -63,9 +63,9 @@ class ApplyResult:
 
 def run_unit(ctx: RunContext, unit: Unit) -> None:
     if unit.kind == "data":
-        from mlp.engine.data import run_data_unit
+        from mlp.engine.datarun import DataRun
 
-        run_data_unit(ctx, unit)
+        ctx.provider.run_data(DataRun(ctx, unit))
     elif unit.kind in ("model", "model_column"):
         from mlp.engine.training import run_model_unit
 

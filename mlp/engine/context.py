@@ -189,13 +189,25 @@ class RunContext:
                           inputs=dict(fp.inputs), code=fp.code, metrics=metrics, digest=digest,
                           created_at=old.created_at if old else now, updated_at=now,
                           refs=self._refs(artifact), seconds=_last_run(old, status, seconds))
+        return self.adopt(rec, status, seconds, info, details)
+
+    def adopt(self, rec: BlockRecord, status: Status = Status.DONE, seconds: float = 0.0, info: str = "",
+              details: tuple[str, ...] = ()) -> BlockRecord:
+        """Store a finished block's record (made here, or reported by a job that ran
+        elsewhere) and tell the hooks."""
         self.backend.record_block(rec)
-        with self._lock:
-            self.records[str(addr)] = rec
-            if old is not None and digest is not None and old.digest == digest and status is Status.DONE:
-                self.cut.add(str(addr))
-        self.hooks.block(BlockEvent(str(addr), status, seconds, info, details))
+        self.note(rec, status)
+        self.hooks.block(BlockEvent(rec.address, status, seconds, info, details))
         return rec
+
+    def note(self, rec: BlockRecord, status: Status) -> None:
+        """Keep a finished block's record for the rest of the apply; an output identical to
+        the previous one is a cut for early cut-off, and so is one carried over."""
+        old = self.state.blocks.get(rec.address)
+        with self._lock:
+            self.records[rec.address] = rec
+            if old is not None and rec.digest is not None and old.digest == rec.digest and status is Status.DONE:
+                self.cut.add(rec.address)
 
     def _first_line(self, addr: str) -> bool:
         with self._lock:

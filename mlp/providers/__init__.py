@@ -7,7 +7,9 @@ The engine decides *what* to do; a provider says *what is there* and runs the wo
                                   recorded api's `ApiHealth` (up? serving which model?)
     preview(plan)              -> Preview: the infrastructure it would create, update, delete
     provision() / teardown()   -> Provisioned: outputs such as cluster access and a bucket
-    data_session(log)          the Spark session a source's data unit runs in
+    run_data(run)              a source's data unit (`mlp.engine.datarun.DataRun`): here, or
+                               as its `runtime.jobs.DataJob` elsewhere, events replayed
+    data_session(log)          the Spark session data work in this process runs in
     train(job, log)            -> TrainResult: a `runtime.jobs.TrainJob`, run where it belongs
     predict(job, log)          a `runtime.jobs.PredictJob`: a model's predictions as a column
     evaluate(job, log)         -> GateScore: the rollout gate's `runtime.jobs.GateJob`
@@ -36,6 +38,7 @@ from mlp.state.model import State
 if TYPE_CHECKING:
     from mlp.config.blocks import ProviderConfig
     from mlp.diagnostics import Diagnostics
+    from mlp.engine.datarun import DataRun
     from mlp.plan.model import Plan
     from runtime.jobs import GateJob, GateScore, PredictJob, TrainJob, TrainResult
 
@@ -169,6 +172,8 @@ class Provider(Protocol):
     def provision(self) -> Provisioned: ...
 
     def teardown(self) -> None: ...
+
+    def run_data(self, run: DataRun) -> None: ...
 
     def data_session(self, log: str) -> Any: ...
 

@@ -27,6 +27,7 @@ from mlp.state.model import BlockRecord, State
 if TYPE_CHECKING:
     from mlp.config.blocks import ProviderConfig
     from mlp.diagnostics import Diagnostics
+    from mlp.engine.datarun import DataRun
     from mlp.plan.model import Plan
     from runtime.jobs import GateJob, GateScore, PredictJob, TrainJob, TrainResult
 
@@ -54,6 +55,10 @@ class LocalProvider:
         """Nothing was provisioned; the apis are stopped block by block."""
 
     # -- jobs ------------------------------------------------------------------------
+
+    def run_data(self, run: DataRun) -> None:
+        """In this process, on its one Spark session (see `data_session`)."""
+        run.in_process()
 
     def data_session(self, log: str) -> Any:
         """The Spark session of this process, on the provider's `spark_master`."""

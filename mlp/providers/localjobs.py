@@ -13,10 +13,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlp.errors import ApplyError
 from mlp.providers import JobLog
+
+if TYPE_CHECKING:
+    from mlp.engine.datarun import DataRun
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding `mlp` and `runtime`
 
@@ -72,6 +75,26 @@ def run_gate(block: str, spec: dict[str, Any], log: JobLog) -> dict[str, Any]:
         return answer
     except ValueError as e:
         raise ApplyError(f"{block}: the rollout gate answered {lines[-1][:200]!r}", str(e)) from None
+
+
+def run_data_job(run: DataRun, job_file: Path, log: JobLog) -> None:
+    """Run a data unit as `python -m runtime.data JOB`, the command a driver pod runs, and
+    replay its events into the apply. Its stderr (Spark's own output) goes to `log`."""
+    with open(log.path, "a") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime.data", str(job_file)], stdout=subprocess.PIPE,
+                                stderr=stderr, text=True, cwd=str(ROOT))
+        assert proc.stdout is not None
+        ended = False
+        for line in proc.stdout:
+            ev = event(line)
+            if ev is None:
+                log.write(line.rstrip(), False)
+                continue
+            ended = ended or ev.get("event") in ("done", "error")
+            run.replay(ev)
+        code = proc.wait()
+    if code != 0 or not ended:
+        raise ApplyError(f"{run.unit.name}: the data job exited with code {code}", f"See the log: {log.path}")
 
 
 def event(line: str) -> dict[str, Any] | None:
