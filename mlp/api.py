@@ -58,13 +58,10 @@ def validate(app_dir: Path, variables: Sequence[str] | Mapping[str, str] | None 
 
 
 def open_backend(app_dir: Path, kind: str, settings: Mapping[str, Any]) -> Backend:
-    if kind == "local":
-        from mlp.state.local import LocalBackend
+    """The app's backend: local, s3, gcs or azurerm (see mlp.state.backends and docs/backends.md)."""
+    from mlp.state.backends import open_backend as open_by_kind
 
-        return LocalBackend(app_dir.resolve() / str(settings.get("path") or ".mlp"))
-    raise UsageError(f'The "{kind}" backend is not available in this version',
-                     "This version of mlp stores state in the local backend only.",
-                     'Remove the backend block, or use backend "local" {}.')
+    return open_by_kind(app_dir, kind, settings)
 
 
 def backend_for(analysis: Analysis | Checked) -> Backend:

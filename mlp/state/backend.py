@@ -1,9 +1,11 @@
-"""The protocol every state backend implements (local now; s3, gcs and azurerm later).
+"""The protocol every state backend implements: local (`mlp.state.local`), and s3, gcs and
+azurerm (`mlp.state.backends`: one `ObjectBackend` over each cloud's object store).
 
 A backend stores three things for one app: the state (`state.json` plus a journal of
 changes made since it was last written whole), the content-addressed artifact store, and
 the logs of every job. `mlp.state.testing.run_conformance` checks a backend against this
-protocol; every backend's tests run it.
+protocol; every backend's tests run it. `mlp.state.backends.open_backend` opens one by the
+label of the app's backend block.
 
 Writers take the lock first (`with locked(backend, "mlp apply"):`); backends do not check
 that the caller holds it, the same as Terraform's state managers.
@@ -35,7 +37,12 @@ class ArtifactStore(Protocol):
     """Block outputs, one folder per key. A key is visible only once committed whole."""
 
     def has(self, key: str) -> bool:
-        """Whether a committed artifact exists under `key`."""
+        """Whether a committed artifact exists under `key`.
+
+        A remote store may answer from one listing taken at its first call (and kept up to date
+        with its own commits and deletes), so that a plan asking about every key costs one
+        request; another instance's later changes are seen by a store opened after them.
+        """
         ...
 
     def local_path(self, key: str) -> Path:
@@ -72,6 +79,12 @@ class LogStore(Protocol):
 
     def path(self, address: str) -> Path:
         """The local log file of a block; writers open it in append mode."""
+        ...
+
+    def flush(self, address: str) -> None:
+        """Make what was written to `path(address)` durable in the backend: a remote backend
+        uploads the log whole; the local one has nothing to do (the file is the log). Call it
+        when a block's job ends, failed or not."""
         ...
 
     def read(self, address: str) -> str:

@@ -367,15 +367,7 @@ class LocalArtifactStore:
 
     @_writes("the artifact store")
     def sweep(self) -> int:
-        if not self._tmp.is_dir():
-            return 0
-        left = list(self._tmp.iterdir())
-        for path in left:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-        return len(left)
+        return clear_folder(self._tmp)
 
     def _move_aside(self, path: Path) -> None:
         """Remove `path` by renaming it into `.tmp/` first, so it vanishes in one step."""
@@ -398,6 +390,9 @@ class LocalLogStore:
         self.root.mkdir(parents=True, exist_ok=True)
         return self._file(address)
 
+    def flush(self, address: str) -> None:
+        """Nothing to do: writers append to the log itself."""
+
     def read(self, address: str) -> str:
         data = _read_backend_file(self._file(address))
         return "" if data is None else data.decode("utf-8", errors="replace")
@@ -412,6 +407,19 @@ class LocalLogStore:
 
 
 # -- files ----------------------------------------------------------------------------------
+
+
+def clear_folder(folder: Path) -> int:
+    """Remove everything inside `folder` (work in progress a killed build left); how many."""
+    if not folder.is_dir():
+        return 0
+    left = list(folder.iterdir())
+    for path in left:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(left)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

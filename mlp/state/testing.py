@@ -9,7 +9,8 @@ with fresh storage per check. Failures raise AssertionError with what was expect
 suite does not need pytest, and works under `python -O`.
 
 A backend that can be torn mid-write (a local journal) also passes `tear_journal`, which
-simulates a crash in the middle of appending an entry.
+simulates a crash in the middle of appending an entry. A backend whose storage is shared by
+machines with their own local caches (s3, gcs, azurerm) also runs `SHARED_CHECKS`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from mlp.errors import LockError, StateError
@@ -208,7 +210,10 @@ def check_artifacts(make_backend: BackendFactory) -> None:
     _commit(store, key, "v2", previous="v1")
     expect_equal(_content(other, key), "v2", "replaced artifact content")
     store.delete(key)
-    expect_equal((other.has(key), key in other.keys()), (False, False), "artifact after delete")
+    expect_equal((store.has(key), key in store.keys(), key in other.keys()), (False, False, False), "artifact after delete")
+    # `has` may answer from a listing taken once per store (a planner asks about every key):
+    # a store opened after the delete must see it.
+    expect_equal(make_backend().artifacts().has(key), False, "artifact after delete, seen by a store opened since")
     store.delete(key)  # deleting what is not there is not an error
 
 
@@ -275,6 +280,51 @@ def run_conformance(make_backend: BackendFactory, tear_journal: Callable[[], Non
         check(make_backend)
     if tear_journal is not None:
         check_torn_journal(make_backend, tear_journal)
+
+
+# -- shared storage: one bucket, machines with their own local caches -------------------------
+#
+# A remote backend is used from several machines, each with its own local cache. These checks
+# take `make_backend(cache)`: a new instance over the same storage whose cache is the folder
+# `cache`; `folder` is an empty scratch folder for caches and builds.
+
+CachedFactory = Callable[[Path], Backend]
+SharedCheck = Callable[[CachedFactory, Path], None]
+
+
+def check_artifact_in_another_cache(make_backend: CachedFactory, folder: Path) -> None:
+    """An artifact committed on one machine is seen, and downloaded whole, on another."""
+    here, there = make_backend(folder / "cache-here").artifacts(), make_backend(folder / "cache-there").artifacts()
+    key = artifact_key(make_record("model.shared", 1).fingerprint)
+    tmp = here.temp_dir(key)
+    files = {"bundle/saved_model.pb": b"\x00\x01model", "bundle/variables/v.index": b"idx", "meta.json": b"{}"}
+    for rel, data in files.items():
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / rel).write_bytes(data)
+    (tmp / "bundle" / "assets").mkdir()  # an empty folder is part of the artifact too
+    expect_equal(there.has(key), False, "has() on another machine before commit")
+    here.commit(key, tmp)
+    seen = make_backend(folder / "cache-there").artifacts()
+    expect_equal((seen.has(key), seen.keys()), (True, [key]), "artifact seen on another machine")
+    path = seen.local_path(key)
+    got = {p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    expect_equal(got, files, "files downloaded on another machine")
+    expect_equal((path / "bundle" / "assets").is_dir(), True, "empty folder downloaded")
+    expect_equal(path.is_relative_to(folder / "cache-there"), True, "download lands in that machine's cache")
+
+
+def check_log_in_another_cache(make_backend: CachedFactory, folder: Path) -> None:
+    """A block's log is in the backend once flushed, and readable from another machine."""
+    logs = make_backend(folder / "cache-here").logs()
+    with logs.path("model.iris").open("a", encoding="utf-8") as f:
+        f.write("epoch 1 loss=0.9\n")
+    expect_equal(make_backend(folder / "cache-there").logs().read("model.iris"), "", "log before flush")
+    logs.flush("model.iris")
+    expect_equal(make_backend(folder / "cache-there").logs().read("model.iris"), "epoch 1 loss=0.9\n",
+                 "log read on another machine")
+
+
+SHARED_CHECKS: tuple[SharedCheck, ...] = (check_artifact_in_another_cache, check_log_in_another_cache)
 
 
 # -- expectations (AssertionError with a message; no pytest needed) ---------------------------
