@@ -134,7 +134,7 @@ def _state_view(checked: Checked, backend: Backend) -> StateView:
         rec = state.blocks[addr]
         row = rec.to_json()
         row["in_app"] = Address.parse(addr) in checked.app.blocks
-        row["artifact"] = str(store.local_path(rec.artifact)) if rec.artifact else None
+        row["artifact"] = store.location(rec.artifact) if rec.artifact else None
         rows.append(row)
     return StateView(checked.app.name, state.lineage, state.serial, tuple(rows), dict(state.outputs))
 

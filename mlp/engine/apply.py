@@ -88,6 +88,8 @@ def apply_plan(analysis: Analysis, plan: Plan, backend: Backend, hooks: Hooks, p
     units = [u for u in build_units(analysis, in_plan) if _has_work(ctx, u)]
     outcome = run_units(ctx, units, run_unit) if units else Outcome({}, {})
     destroyed = _destroy_removed(ctx, plan)
+    if _spark_started():
+        backend.logs().flush("spark")  # the session's own log, kept with the blocks' logs
     if state.provider != analysis.app.provider.kind and not outcome.failed:
         final = backend.read_state().with_provider(analysis.app.provider.kind)
         backend.write_state(final)

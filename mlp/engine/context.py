@@ -6,6 +6,7 @@ one journal entry (O(1), whatever the size of the app) and tells the hooks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -17,7 +18,7 @@ from typing import Any
 
 from mlp.config.blocks import BlockConfig
 from mlp.engine.events import BlockEvent, Hooks, Status
-from mlp.errors import ApplyError
+from mlp.errors import ApplyError, MlpError
 from mlp.graph.address import Address, Kind
 from mlp.graph.analysis import Analysis
 from mlp.plan.model import Action, Change, Plan, Reason
@@ -197,8 +198,14 @@ class RunContext:
         elsewhere) and tell the hooks."""
         self.backend.record_block(rec)
         self.note(rec, status)
+        self._flush_log(rec.address)
         self.hooks.block(BlockEvent(rec.address, status, seconds, info, details))
         return rec
+
+    def _flush_log(self, address: str) -> None:
+        """A finished block's log goes to the backend's log store (a no-op when local)."""
+        if address in self._logged:
+            self.backend.logs().flush(address)
 
     def note(self, rec: BlockRecord, status: Status) -> None:
         """Keep a finished block's record for the rest of the apply; an output identical to
@@ -234,6 +241,8 @@ class RunContext:
     def fail(self, addr: Address, message: str, seconds: float = 0.0) -> None:
         with self._lock:
             self.failed[str(addr)] = message
+        with contextlib.suppress(MlpError, OSError):  # the failure is reported whatever the log store says
+            self._flush_log(str(addr))
         self.hooks.block(BlockEvent(str(addr), Status.FAILED, seconds, message.splitlines()[0] if message else ""))
 
     def log_path(self, addr: Address | str) -> Path:

@@ -49,6 +49,11 @@ class ArtifactStore(Protocol):
         """A local folder holding the artifact for `key` (created on demand by writers)."""
         ...
 
+    def location(self, key: str) -> str:
+        """Where the artifact for `key` is, for people: a local folder or a bucket's URI.
+        Never fetches anything."""
+        ...
+
     def temp_dir(self, key: str) -> Path:
         """A fresh, empty folder inside the store in which to build the artifact for `key`."""
         ...

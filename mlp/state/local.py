@@ -335,6 +335,9 @@ class LocalArtifactStore:
     def local_path(self, key: str) -> Path:
         return self.root / _check_key(key)
 
+    def location(self, key: str) -> str:
+        return str(self.local_path(key))
+
     @_writes("the artifact store")
     def temp_dir(self, key: str) -> Path:
         self._tmp.mkdir(parents=True, exist_ok=True)

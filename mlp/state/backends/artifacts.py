@@ -173,6 +173,9 @@ class CachedArtifactStore:
         """Where the artifact lives in the bucket (what `mlp show` can print without a download)."""
         return self.store.url(f"{FILES}{_check_key(key)}/")
 
+    def location(self, key: str) -> str:
+        return self.uri(key)
+
     # -- transfers ---------------------------------------------------------------------------
 
     def _upload(self, manifest: Manifest, folder: Path) -> None:

@@ -1,0 +1,74 @@
+"""A cache a team shares: state, artifacts and logs in an S3 backend (moto's real server).
+
+After an apply on one machine (one app folder, one local cache), a fresh clone of the app
+elsewhere (another folder, an empty cache) plans "No changes"; there, a hyperparameter change
+retrains after pulling the data artifacts it needs from the bucket, and starts no Spark
+session (checked in a fresh process, where nothing else could have started one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlp import api
+from mlp.state.backends import open_backend
+from tests.state.conftest import BUCKET, Server
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _clone(dest: Path, server: Server, prefix: str) -> Path:
+    shutil.copytree(ROOT / "examples" / "iris", dest, ignore=shutil.ignore_patterns(".mlp"))
+    (dest / "backend.hcl").write_text(
+        f'backend "s3" {{\n  bucket   = "{BUCKET}"\n  prefix   = "{prefix}"\n'
+        f'  region   = "us-east-1"\n  endpoint = "{server.endpoint}"\n}}\n')
+    return dest
+
+
+def _apply_in_a_fresh_process(app: Path, **kw: object) -> dict[str, object]:
+    script = ("import json, sys\nfrom pathlib import Path\nfrom mlp import api\n"
+              f"r = api.apply(Path(sys.argv[1]), **{kw!r})\n"
+              "print(json.dumps({'built': list(r.built), 'reused': list(r.reused), 'failed': r.failed,"
+              " 'spark_started': r.spark_started}))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(app)], capture_output=True, text=True, timeout=900,
+                          cwd=ROOT, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_a_fresh_clone_plans_no_changes_and_retrains_without_spark(tmp_path: Path, moto_server: Server) -> None:
+    prefix = f"teams/{uuid.uuid4().hex[:8]}/iris"
+    first = _clone(tmp_path / "laptop-a" / "iris", moto_server, prefix)
+    try:
+        done = api.apply(first, variables={"epochs": "8"})
+        assert done.ok and "model.dnn" in done.built
+
+        second = _clone(tmp_path / "laptop-b" / "iris", moto_server, prefix)
+        assert not (second / ".mlp").exists()
+        again = api.plan(second, variables={"epochs": "8"}).plan
+        assert not again.has_changes, [(str(c.address), c.action.value) for c in again.changes if c.action.runs]
+
+        model = second / "model.hcl"
+        model.write_text(model.read_text().replace("hidden_units = [16, 8]", "hidden_units = [12]", 1))
+        plan = api.plan(second, variables={"epochs": "8"}, targets=["model.dnn"]).plan
+        assert [str(c.address) for c in plan.changes if c.action.runs] == ["model.dnn"]
+        result = _apply_in_a_fresh_process(second, variables={"epochs": "8"}, targets=["model.dnn"])
+        assert result["built"] == ["model.dnn"] and not result["failed"], result
+        assert result["spark_started"] is False, result  # the training table came from the bucket
+        cached = list((second / ".mlp" / "cache").rglob("*.parquet"))
+        assert cached, "the data artifacts were pulled into this clone's cache"
+
+        backend = open_backend(tmp_path / "elsewhere", "s3", {"bucket": BUCKET, "prefix": prefix,
+                                                              "endpoint": moto_server.endpoint})
+        assert "ingest csv" in backend.logs().read("source.iris")  # the first machine's log, from the bucket
+        assert "train:" in backend.logs().read("model.dnn")
+    finally:
+        api.destroy(first)
