@@ -58,6 +58,10 @@ class _Driver:
     def __init__(self, master: str) -> None:
         self.master = master
 
+    def source_path(self, uri: str, app: Any) -> str:
+        """A driver reads object storage where it is (through Spark's connectors)."""
+        return uri
+
     def data_session(self, log: str) -> Any:
         from runtime.sparkenv import get_spark
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -116,6 +117,10 @@ class _Frame:
         start = time.monotonic()
         ctx.hooks.block(_running(self.src))
         ctx.log(self.src, f"ingest {source.format} {source.path} ({len(raws)} raw columns)")
+        readable = ctx.provider.source_path(source.path, app)
+        if readable != source.path:  # object storage, staged where the session reads it
+            ctx.log(self.src, f"read from {readable}", echo=False)
+            source = replace(source, path=readable)
         res = ingest(self.spark, source, sorted(raws, key=lambda c: c.name), app.dir, ctx.analysis.sample)
         key = ctx.key(self.src)
         tmp = ctx.store.temp_dir(key)

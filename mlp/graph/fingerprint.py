@@ -43,8 +43,13 @@ class Fingerprint:
     inputs: Mapping[str, str] = field(default_factory=dict)
 
 
+# One encoder for every digest: what `json.dumps(obj, sort_keys=True, separators=(",", ":"),
+# default=str)` makes, without building an encoder per block.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(obj)
 
 
 def digest(obj: Any) -> str:
@@ -100,8 +105,14 @@ def hash_inputs(app: B.App, cache: HashCache, diags: Diagnostics) -> tuple[dict[
     block's `path`: it is never read, since that could block or never end."""
     data: dict[Address, str] = {}
     code: dict[Address, str] = {}
-    for addr, cfg in sorted(app.blocks.items()):
-        if isinstance(cfg, B.Source):
+    hashed = {a: c for a, c in app.blocks.items() if isinstance(c, (B.Source, B.CustomCode))}
+    for addr in sorted(hashed):
+        cfg = hashed[addr]
+        if isinstance(cfg, B.Source) and "://" in cfg.path:
+            remote = _remote_hash(app, addr, cfg, diags)
+            if remote is not None:
+                data[addr] = remote
+        elif isinstance(cfg, B.Source):
             found = data_hash(app.dir, cfg.path, cache)
             if isinstance(found, DataHash):
                 data[addr] = found.value
@@ -116,6 +127,30 @@ def hash_inputs(app: B.App, cache: HashCache, diags: Diagnostics) -> tuple[dict[
                 _report_unhashed(addr, cfg, result, app.dir, diags)
     cache.save()
     return data, code
+
+
+def _remote_hash(app: B.App, addr: Address, cfg: B.Source, diags: Diagnostics) -> str | None:
+    """A source in object storage, fingerprinted by its objects' names, sizes and versions
+    (metadata only); a URL of another kind keeps the hash of its text."""
+    import hashlib
+
+    from mlp import objectdata
+    from mlp.errors import MlpError
+
+    try:
+        loc = objectdata.parse(cfg.path)
+        if loc is None:
+            return hashlib.sha256(("remote:" + cfg.path).encode()).hexdigest()
+        found = objectdata.describe(loc, app.backend.kind, app.backend.settings)
+    except MlpError as e:
+        diags.error(f"Cannot list the data of {addr}", cfg.where("path"), e.summary + (f": {e.detail}" if e.detail
+                    else ""), e.hint, addr.context)
+        return None
+    if not found.objects:
+        diags.error(f"No data found for {addr}", cfg.where("path"), f"No object matches {cfg.path}.",
+                    "Fix the path, or put the data there.", addr.context)
+        return None
+    return found.value
 
 
 def _report_unhashed(addr: Address, cfg: B.Source | B.CustomCode, why: Refused | Unreadable | None,

@@ -9,6 +9,8 @@ The engine decides *what* to do; a provider says *what is there* and runs the wo
     provision() / teardown()   -> Provisioned: outputs such as cluster access and a bucket
     run_data(run)              a source's data unit (`mlp.engine.datarun.DataRun`): here, or
                                as its `runtime.jobs.DataJob` elsewhere, events replayed
+    source_path(uri, app)      where the data session reads a source (a bucket's objects
+                               staged locally, for the local provider)
     data_session(log)          the Spark session data work in this process runs in
     train(job, log)            -> TrainResult: a `runtime.jobs.TrainJob`, run where it belongs
     predict(job, log)          a `runtime.jobs.PredictJob`: a model's predictions as a column
@@ -36,7 +38,7 @@ from mlp.state.backend import ArtifactStore
 from mlp.state.model import State
 
 if TYPE_CHECKING:
-    from mlp.config.blocks import ProviderConfig
+    from mlp.config.blocks import App, ProviderConfig
     from mlp.diagnostics import Diagnostics
     from mlp.engine.datarun import DataRun
     from mlp.plan.model import Plan
@@ -174,6 +176,8 @@ class Provider(Protocol):
     def teardown(self) -> None: ...
 
     def run_data(self, run: DataRun) -> None: ...
+
+    def source_path(self, uri: str, app: App) -> str: ...
 
     def data_session(self, log: str) -> Any: ...
 

@@ -25,7 +25,7 @@ from mlp.state.backend import ArtifactStore
 from mlp.state.model import BlockRecord, State
 
 if TYPE_CHECKING:
-    from mlp.config.blocks import ProviderConfig
+    from mlp.config.blocks import App, ProviderConfig
     from mlp.diagnostics import Diagnostics
     from mlp.engine.datarun import DataRun
     from mlp.plan.model import Plan
@@ -59,6 +59,20 @@ class LocalProvider:
     def run_data(self, run: DataRun) -> None:
         """In this process, on its one Spark session (see `data_session`)."""
         run.in_process()
+
+    def source_path(self, uri: str, app: App) -> str:
+        """Where the data session reads a source: object storage is downloaded once per
+        fingerprint (its objects' versions) into the local cache; a local path is as it is."""
+        from mlp import objectdata
+
+        loc = objectdata.parse(uri)
+        if loc is None:
+            return uri
+        from mlp.state.backends import cache_dir
+
+        data = objectdata.describe(loc, app.backend.kind, app.backend.settings)
+        return str(objectdata.stage(data, cache_dir(app.dir, os.environ) / "sources", app.backend.kind,
+                                    app.backend.settings))
 
     def data_session(self, log: str) -> Any:
         """The Spark session of this process, on the provider's `spark_master`."""
