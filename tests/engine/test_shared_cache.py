@@ -19,6 +19,7 @@ import pytest
 
 from mlp import api
 from mlp.state.backends import open_backend
+from mlp.state.backends.remote import LOCK
 from tests.state.conftest import BUCKET, Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +73,39 @@ def test_a_fresh_clone_plans_no_changes_and_retrains_without_spark(tmp_path: Pat
         assert "train:" in backend.logs().read("model.dnn")
     finally:
         api.destroy(first)
+
+
+def test_two_applies_against_one_s3_backend_one_fails_naming_the_holder(tmp_path: Path,
+                                                                         moto_server: Server) -> None:
+    """Two real `mlp apply` processes on two clones of the app: the second stops at the lock,
+    naming the first, and the state the first leaves is whole."""
+    import time
+
+    from mlp.state.backends import open_store
+
+    prefix = f"teams/{uuid.uuid4().hex[:8]}/iris"
+    first, second = (_clone(tmp_path / m / "iris", moto_server, prefix) for m in ("a", "b"))
+    cli = [sys.executable, "-m", "mlp"]
+    env = {**os.environ, "MLP_IN_AUTOMATION": "1", "NO_COLOR": "1"}
+    running = subprocess.Popen([*cli, "-C", str(first), "apply", "--auto-approve", "--var", "epochs=3",
+                                "--target", "model.dnn"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    store = open_store("s3", {"bucket": BUCKET, "prefix": prefix, "endpoint": moto_server.endpoint}, os.environ)
+    try:
+        deadline = time.monotonic() + 120
+        while store.get(LOCK) is None and running.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.get(LOCK) is not None, "the first apply took the lock"
+        blocked = subprocess.run([*cli, "-C", str(second), "apply", "--auto-approve", "--var", "epochs=3"],
+                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert blocked.returncode != 0
+        assert "The state is locked" in blocked.stdout + blocked.stderr
+        assert "running `mlp apply`" in blocked.stdout + blocked.stderr
+        out, _ = running.communicate(timeout=600)
+        assert running.returncode == 0, out
+    finally:
+        if running.poll() is None:
+            running.kill()
+    state = open_backend(tmp_path / "elsewhere", "s3", {"bucket": BUCKET, "prefix": prefix,
+                                                        "endpoint": moto_server.endpoint}).read_state()
+    assert state.blocks["model.dnn"].status == "done" and store.get(LOCK) is None
