@@ -384,6 +384,9 @@ def destroy(app_dir: Path, confirm: Callable[[tuple[str, ...]], bool] | None = N
             raise UsageError("Destroy cancelled", "Nothing was changed.")
         apis = sorted({a for a in blocks if a.startswith("api.")} | {k for k in state.outputs if k.startswith("api.")})
         stopped = tuple(a for a in apis if stop_api(backend, a, state.provider or "local"))
+        from mlp.providers import provider_for
+
+        provider_for(state.provider or "local").teardown()  # what the provider provisioned goes last
         for a in blocks:
             backend.remove_block(a)
         for key in list(backend.read_state().outputs):
@@ -400,8 +403,14 @@ def logs(app_dir: Path, address: str) -> Path:
     checked, diags = check(app_dir)
     if checked is None:
         raise DiagnosticsError(diags)
-    path = backend_for(checked).logs().path(address)
+    store = backend_for(checked).logs()
+    path = store.path(address)
     if not path.exists():
+        text = store.read(address)  # a remote backend's log, written on another machine
+        if text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            return path
         raise UsageError(f"No logs for {address}", f"Nothing has been logged at {path}.",
                          "Run `mlp apply` first, or check the address with `mlp show`.")
     return path

@@ -86,6 +86,8 @@ def apply_plan(analysis: Analysis, plan: Plan, backend: Backend, hooks: Hooks, p
         if c.action is not Action.NOOP:
             hooks.block(BlockEvent(str(c.address), Status.PENDING))
     units = [u for u in build_units(analysis, in_plan) if _has_work(ctx, u)]
+    if units:
+        ctx.provider.provision()  # the cluster and bucket the units run on, before any of them
     outcome = run_units(ctx, units, run_unit) if units else Outcome({}, {})
     destroyed = _destroy_removed(ctx, plan)
     if _spark_started():

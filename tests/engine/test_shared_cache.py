@@ -71,6 +71,7 @@ def test_a_fresh_clone_plans_no_changes_and_retrains_without_spark(tmp_path: Pat
                                                               "endpoint": moto_server.endpoint})
         assert "ingest csv" in backend.logs().read("source.iris")  # the first machine's log, from the bucket
         assert "train:" in backend.logs().read("model.dnn")
+        assert "ingest csv" in api.logs(second, "source.iris").read_text()  # `mlp logs` in the clone
     finally:
         api.destroy(first)
 
