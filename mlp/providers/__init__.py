@@ -35,7 +35,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mlp.state.backend import ArtifactStore
-from mlp.state.model import State
+from mlp.state.model import BlockRecord, State
 
 if TYPE_CHECKING:
     from mlp.config.blocks import App, ProviderConfig
@@ -194,6 +194,33 @@ class Provider(Protocol):
     def reload_api(self, deployment: ApiDeployment, current: Endpoint) -> Endpoint: ...
 
     def stop_api(self, endpoint: Endpoint | None, log: str) -> bool: ...
+
+
+def refresh_records(state: State, store: ArtifactStore,
+                    health: Callable[[Endpoint | None, str], ApiHealth]) -> Refresh:
+    """The refresh every provider makes: each done record's artifact (and the artifacts its
+    output reads) looked up in the store, and each api asked through `health`."""
+    missing: dict[str, str] = {}
+    apis: dict[str, ApiHealth] = {}
+    for address, rec in sorted(state.blocks.items()):
+        if rec.status != "done":
+            continue
+        gone = next((k for k in (rec.artifact, *rec.refs) if k and not store.has(k)), None)
+        if gone is not None:
+            missing[address] = gone
+        if rec.kind == "api":
+            apis[address] = health(Endpoint.from_json(state.outputs.get(address)), expected_model(state, rec))
+    return Refresh(missing, apis)
+
+
+def expected_model(state: State, api: BlockRecord) -> str:
+    """The fingerprint of the model an api record says it serves (a promotion the rollout
+    gate refused leaves it on the older one); records older than that field: its model's."""
+    recorded = api.metrics.get("model_fingerprint") if isinstance(api.metrics, dict) else None
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    model = state.blocks.get(str(api.settings.get("model", "")))
+    return model.fingerprint if model is not None else ""
 
 
 def provider_for(config: ProviderConfig | str) -> Provider:

@@ -20,9 +20,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlp.errors import ApplyError
-from mlp.providers import ApiDeployment, ApiHealth, ApiStatus, Endpoint, JobLog, Preview, Provisioned, Refresh
+from mlp.providers import (
+    ApiDeployment,
+    ApiHealth,
+    ApiStatus,
+    Endpoint,
+    JobLog,
+    Preview,
+    Provisioned,
+    Refresh,
+    refresh_records,
+)
 from mlp.state.backend import ArtifactStore
-from mlp.state.model import BlockRecord, State
+from mlp.state.model import State
 
 if TYPE_CHECKING:
     from mlp.config.blocks import App, ProviderConfig
@@ -114,18 +124,7 @@ class LocalProvider:
     # -- refresh ---------------------------------------------------------------------
 
     def refresh(self, state: State, store: ArtifactStore) -> Refresh:
-        missing: dict[str, str] = {}
-        apis: dict[str, ApiHealth] = {}
-        for address, rec in sorted(state.blocks.items()):
-            if rec.status != "done":
-                continue
-            gone = next((k for k in (rec.artifact, *rec.refs) if k and not store.has(k)), None)
-            if gone is not None:
-                missing[address] = gone
-            if rec.kind == "api":
-                apis[address] = self.api_health(Endpoint.from_json(state.outputs.get(address)),
-                                                _expected_model(state, rec))
-        return Refresh(missing, apis)
+        return refresh_records(state, store, self.api_health)
 
     def api_health(self, endpoint: Endpoint | None, expected: str) -> ApiHealth:
         import runtime.localserve as localserve
@@ -191,16 +190,6 @@ class LocalProvider:
 def is_local_url(url: str, port: int) -> bool:
     """Whether `url` is what the local provider makes: http://127.0.0.1:PORT, nothing else."""
     return url == f"http://127.0.0.1:{port}" and 0 < port < 65536
-
-
-def _expected_model(state: State, api: BlockRecord) -> str:
-    """The fingerprint of the model an api record says it serves (a promotion the rollout
-    gate refused leaves it on the older one); records older than that field: its model's."""
-    recorded = api.metrics.get("model_fingerprint") if isinstance(api.metrics, dict) else None
-    if isinstance(recorded, str) and recorded:
-        return recorded
-    model = state.blocks.get(str(api.settings.get("model", "")))
-    return model.fingerprint if model is not None else ""
 
 
 # The token of a server's /admin/reload: made when the server starts, handed to it in its

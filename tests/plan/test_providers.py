@@ -4,8 +4,11 @@ validate with the install command, never run locally in its name."""
 
 from __future__ import annotations
 
+import functools
 import sys
 import textwrap
+from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -47,7 +50,8 @@ def _app(tmp_path: Path, provider: str) -> Path:
     ('provider "kubernetes" {\n  namespace = "ml"\n}\n', "mlp-kubernetes"),
 ])
 def test_a_provider_whose_plugin_is_missing_fails_validate_with_the_install_command(
-        tmp_path: Path, block: str, dist: str) -> None:
+        tmp_path: Path, block: str, dist: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_entry_points", dict)  # as if no plugin were installed here
     app = _app(tmp_path, block)
     with pytest.raises(DiagnosticsError) as err:
         api.validate(app)
@@ -86,7 +90,7 @@ class Provider(LocalProvider):
 
 
 @pytest.fixture
-def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A real installed distribution (a dist-info folder on sys.path) declaring a
     `kubernetes` entry point, as `pip install` of a plugin leaves it."""
     site = tmp_path / "site"
@@ -98,6 +102,9 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (info / "entry_points.txt").write_text("[mlp.providers]\nkubernetes = mlp_fake_k8s:Provider\n")
     monkeypatch.syspath_prepend(str(site))
     registry._entry_points.cache_clear()
+    # only the fake plugin: the real mlp-kubernetes, installed beside it, must not win
+    fake = {ep.name: ep for ep in entry_points(group=registry.GROUP) if ep.module == "mlp_fake_k8s"}
+    monkeypatch.setattr(registry, "_entry_points", functools.lru_cache(maxsize=1)(lambda: fake))
     yield
     registry._entry_points.cache_clear()
     sys.modules.pop("mlp_fake_k8s", None)

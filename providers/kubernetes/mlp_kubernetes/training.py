@@ -1,0 +1,100 @@
+"""A model's training on the cluster: the engine's `TrainJob` run as a Kubernetes Job.
+
+The engine gives a job with this machine's paths. The run's inputs go to the bucket
+(`k8s/runs/train/<model>/in/`: job.json, data/, code/), the job file rewritten to the pod's
+paths; the Job runs `python -m runtime.train /work/run/job.json` and uploads /work/out; what
+it made comes back into the job's `out_dir` (TensorBoard's events into its own folder), and
+its result.json is the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlp.errors import ApplyError
+from mlp.state.backends.objects import ObjectStore
+from mlp_kubernetes.kubeapi import KubeApi
+from mlp_kubernetes.runjob import JOB_FILE, OUT_DIR, RUN_DIR, RunJob, run_manifest
+from mlp_kubernetes.runs import Clock, run_job
+from mlp_kubernetes.specs import AppSpec
+from mlp_kubernetes.transfer import pull, push
+
+if TYPE_CHECKING:
+    from mlp.providers import JobLog
+    from runtime.jobs import TrainJob, TrainResult
+
+TENSORBOARD = "tensorboard"
+
+
+def pod_job(job: TrainJob) -> TrainJob:
+    """The job as the pod sees it: its inputs under /work/run, its output in /work/out."""
+    from runtime.jobs import local_path
+
+    custom = f"file://{RUN_DIR}/code/{local_path(job.custom_path).name}" if job.custom_path else None
+    return replace(job, data=f"file://{RUN_DIR}/data", out_dir=f"file://{OUT_DIR}", custom_path=custom,
+                   tensorboard_dir=f"file://{OUT_DIR}/{TENSORBOARD}" if job.tensorboard_dir else None)
+
+
+def stage_inputs(store: ObjectStore, run: RunJob, job: TrainJob) -> None:
+    """Put the run's inputs in the bucket, and clear what an earlier run left."""
+    from runtime.jobs import local_path
+
+    with tempfile.TemporaryDirectory(prefix="mlp-k8s-") as tmp:
+        folder = Path(tmp)
+        shutil.copytree(local_path(job.data), folder / "data")
+        if job.custom_path:
+            code = local_path(job.custom_path)
+            (folder / "code").mkdir()
+            shutil.copy2(code, folder / "code" / code.name)
+        (folder / Path(JOB_FILE).name).write_text(json.dumps(pod_job(job).to_json(), indent=1))
+        push(store, folder, run.inputs)
+    store.delete_many(store.list(run.outputs))
+
+
+def collect(store: ObjectStore, run: RunJob, job: TrainJob) -> TrainResult:
+    """What the run made, into the job's own folders; its result."""
+    from runtime.jobs import TrainResult, local_path
+
+    out = local_path(job.out_dir)
+    pull(store, run.outputs, out)
+    if job.tensorboard_dir and (out / TENSORBOARD).is_dir():
+        target = local_path(job.tensorboard_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(out / TENSORBOARD), str(target))
+    try:
+        return TrainResult.from_json(json.loads((out / "result.json").read_text()))
+    except (OSError, ValueError) as e:
+        raise ApplyError(f"{job.model}: the training Job left no readable result", str(e)) from None
+
+
+def train_on_cluster(api: KubeApi, store: ObjectStore, spec: AppSpec, run: RunJob, job: TrainJob,
+                     log: JobLog, clock: Clock | None = None) -> TrainResult:
+    from mlp.providers.localjobs import epoch_line, event
+
+    stage_inputs(store, run, job)
+    failure: dict[str, str] = {}
+
+    def line(text: str) -> None:
+        ev = event(text)
+        kind = ev.get("event") if ev is not None else None
+        if ev is None:
+            log.write(text, False)
+        elif kind == "epoch":
+            log.write(epoch_line(ev), True)
+        elif kind == "warning":
+            log.write(f"warning: {ev.get('message')} Fix: {ev.get('fix')}", True)
+        elif kind == "error":
+            failure.update(message=str(ev.get("message") or ""), hint=str(ev.get("hint") or ""))
+
+    manifest = run_manifest(spec, run)
+    log.write(f"train: Job {manifest.name} in namespace {spec.namespace} (context {api.context})", False)
+    status = run_job(api, spec, manifest, (), run.role, line, clock)
+    if failure or not status.succeeded:
+        raise ApplyError(f"{job.model}: {failure.get('message') or 'the training Job failed'}",
+                         f"See the log: mlp logs {log.block}", failure.get("hint", ""))
+    return collect(store, run, job)
