@@ -90,7 +90,7 @@ def _make_plan(analysis: Analysis, backend: Backend, state: State, var_map: Mapp
     from mlp.providers import provider_for
 
     store = backend.artifacts()
-    seen = provider_for(analysis.app.provider).refresh(state, store) if refresh else None
+    seen = provider_for(analysis.app.provider, analysis.app).refresh(state, store) if refresh else None
     opts = PlanOptions(tuple(targets), tuple(replace), tuple(sorted(var_map.items())), sample, seen)
     return make_plan(analysis, state, lambda fp: store.has(artifact_key(fp)), opts)
 

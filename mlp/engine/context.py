@@ -62,7 +62,7 @@ class RunContext:
         """The app's provider: the only way this apply reaches compute."""
         with self._lock:
             if self._provider is None:
-                self._provider = provider_for(self.analysis.app.provider)
+                self._provider = provider_for(self.analysis.app.provider, self.analysis.app)
             return self._provider
 
     def job_log(self, addr: Address) -> JobLog:

@@ -223,10 +223,10 @@ def expected_model(state: State, api: BlockRecord) -> str:
     return model.fingerprint if model is not None else ""
 
 
-def provider_for(config: ProviderConfig | str) -> Provider:
-    """The provider of a provider block (or of its kind): the local one ships with the core,
-    any other is a plugin found through the `mlp.providers` entry-point group. A kind whose
-    plugin is not installed is refused, never run locally in its name."""
+def provider_for(config: ProviderConfig | str, app: App | None = None) -> Provider:
+    """The provider of a provider block (or of its kind), for `app` when given: the local one
+    ships with the core, any other is a plugin found through the `mlp.providers` entry-point
+    group. A kind whose plugin is not installed is refused, never run locally in its name."""
     from mlp.providers.registry import load_provider
 
-    return load_provider(config)
+    return load_provider(config, app)

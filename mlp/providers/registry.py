@@ -6,8 +6,8 @@ group, named by the provider block's kind:
     [project.entry-points."mlp.providers"]
     kubernetes = "mlp_kubernetes.provider:KubernetesProvider"
 
-The object it names is called with the provider block (`ProviderConfig`) and returns a
-`Provider`. Entry points are read only for a kind other than `local`, so a local app never
+The object it names is called with the provider block (`ProviderConfig`), and with the app
+(`app=`) when the caller has one, and returns a `Provider`. Entry points are read only for a kind other than `local`, so a local app never
 scans installed distributions. A kind with no plugin installed is an error at validate
 that says what to install; nothing ever runs locally in another provider's name.
 """
@@ -96,7 +96,9 @@ def _importable(module: str) -> bool:
         return False
 
 
-def load_provider(config: ProviderConfig | str) -> Provider:
+def load_provider(config: ProviderConfig | str, app: App | None = None) -> Provider:
+    """The provider of a block (or of a kind, as a state records it), for `app` when given:
+    a plugin's factory is called as `factory(config, app=app)`."""
     kind = config if isinstance(config, str) else config.kind
     settings = {} if isinstance(config, str) else dict(config.settings)
     if kind == "local":
@@ -107,7 +109,8 @@ def load_provider(config: ProviderConfig | str) -> Provider:
     if gone is not None:
         raise UsageError(gone.summary, gone.detail, gone.hint)
     factory = _entry_points()[kind].load()
-    return factory(config) if not isinstance(config, str) else factory(_bare(kind))
+    block = _bare(kind) if isinstance(config, str) else config
+    return factory(block, app=app) if app is not None else factory(block)
 
 
 def _bare(kind: str) -> ProviderConfig:

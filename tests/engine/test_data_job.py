@@ -112,7 +112,7 @@ def test_the_data_job_in_another_process_records_what_the_in_process_apply_recor
     local = api.apply(here)
     assert set(local.failed) == {"transformed_column.bad"} and not local.skipped
 
-    monkeypatch.setattr(registry, "load_provider", lambda config: _JobProvider())
+    monkeypatch.setattr(registry, "load_provider", lambda config, app=None: _JobProvider())
     job = api.apply(there)
     assert job.failed.keys() == local.failed.keys()
     assert job.failed["transformed_column.bad"] == local.failed["transformed_column.bad"]
