@@ -15,6 +15,9 @@ Every tensor fed to a TensorFlow call costs a fixed conversion (about 40 µs her
 as a small model's whole graph), so the API feeds one per dtype, not one per feature. The
 layout is a pure function of the features' names, dtypes and widths, which both sides
 read from `serving_default`: nothing else needs storing.
+
+`feed` makes the packed arrays from the API's columns: one numpy call for a dtype whose
+features are all plain numeric arrays (the usual case), `tensor` then `pack` for the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 SIGNATURE = "serving_packed"
 DTYPES = ("float32", "int64", "string")
@@ -86,3 +90,48 @@ def pack(columns: Mapping[str, np.ndarray], plan: Layout) -> dict[str, np.ndarra
             j += slot.columns
         out[dtype] = arr
     return out
+
+
+_PLAIN = {"float32": "fiub", "int64": "iub"}  # numpy kinds `feed` packs in one call, per dtype
+
+
+def feed(columns: Mapping[str, Any], plan: Layout) -> list[np.ndarray]:
+    """The packed arrays, in plan order, from the API's columns (any type `tensor` takes)."""
+    out = []
+    for dtype, slots in plan.items():
+        values = [columns[s.name] for s in slots]
+        kinds = _PLAIN.get(dtype, "")
+        if all(s.width is None for s in slots) and all(
+                type(v) is np.ndarray and v.ndim == 1 and v.dtype.kind in kinds for v in values):
+            # [features, n] cast as `pack`'s assignments cast, then one row per instance
+            out.append(np.ascontiguousarray(np.array(values, dtype=NUMPY[dtype]).T))
+        else:
+            tensors = {s.name: tensor(v, dtype, s.width) for s, v in zip(slots, values)}
+            out.append(pack(tensors, {dtype: slots})[dtype])
+    return out
+
+
+def tensor(values: Any, dtype: str, width: int | None) -> np.ndarray:
+    """A column as a numpy array of the values a signature input takes (see
+    runtime.tfdata): objects for strings ("" for a missing one), [n, width] floats for a
+    FLOAT_LIST (zeros for a missing or misshapen row), numbers of any numeric dtype for the
+    rest (-1 for a missing INT, NaN for a missing FLOAT)."""
+    if dtype == "string":
+        arr = np.asarray(values, dtype=object)
+        missing = pd.isna(arr)
+        return np.where(missing, "", arr) if missing.any() else arr
+    if width is not None:
+        rows = [r if r is not None and len(r) == width else [0.0] * width for r in values]
+        return np.array(rows, dtype=np.float64).reshape(len(rows), width)
+    kind = getattr(values, "dtype", None)
+    objects = kind is None or kind == np.dtype("O")  # not `in (None, ...)`: dtype(None) is float64
+    if isinstance(values, np.ndarray) and not objects:
+        arr = values
+    elif not objects:  # a pandas Series or nullable array
+        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        arr = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    if dtype == "int64":
+        return np.where(np.isnan(arr), -1, arr).astype(np.int64) if arr.dtype.kind == "f" \
+            else arr
+    return arr  # cast to float32 by the signature, in the copy it makes anyway

@@ -1,8 +1,10 @@
 """The checks of a prediction request's instances against the raw input schema.
 
-A request is checked column by column: each raw column's values are type-checked as a set
-of Python types, range- and value-checked with numpy, and only the columns that fail are
-walked instance by instance to name the culprits
+A request is checked column by column. A column whose values are all valid, nearly always
+the case, is accepted in one pass (`_Accept`: a set of Python types, the bounds and the
+`values` compared in Python, one numpy array made); any other goes down the column path,
+which type-checks, range- and value-checks it with numpy and walks the failing values
+instance by instance to name the culprits
 (`{"instance": 0, "field": "sepal_length", "message": "must be a number"}`). The required
 FLOAT columns without a list of `values`, the usual case, are first tried together as one
 float64 matrix: one type check, one conversion, two comparisons; any failure there sends
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from operator import le
 from typing import Any
 
 import numpy as np
@@ -111,8 +114,9 @@ class Validator:
         self._fields = tuple(c.field for c in self._numeric)  # what a request calls them
         self._low = np.array([-_LARGEST if c.min is None else c.min for c in self._numeric])
         self._high = np.array([_LARGEST if c.max is None else c.max for c in self._numeric])
-        self._bounds = list(zip(self._low.tolist(), self._high.tolist()))
+        self._lows, self._highs = self._low.tolist(), self._high.tolist()
         self._rest = tuple(c for c in columns if c not in self._numeric)
+        self._checks = {c.name: _Accept(c) for c in columns}
 
     def __call__(self, instances: list[Any]) -> Columns:
         """The instances as raw columns (FLOAT float64 with NaN, INT int64 or nullable
@@ -130,7 +134,8 @@ class Validator:
             todo = self._rest
         for col in todo:
             values = [inst.get(col.field) for inst in instances]
-            data[col.name] = _column(col, values, instances, errors)
+            accepted = self._checks[col.name](values)
+            data[col.name] = _column(col, values, instances, errors) if accepted is None else accepted
         if errors:
             errors.sort(key=lambda e: e["instance"])
             raise InvalidInstances(errors[:MAX_ERRORS])
@@ -140,24 +145,72 @@ class Validator:
         """The fast path's columns as views of one float64 matrix, or None when any of
         its values is missing, not a number or out of range: the column-by-column path
         then finds and names them."""
-        names = self._names
         fields = self._fields
-        rows = [[inst.get(f) for f in fields] for inst in instances]
+        rows: list[list[Any]] = [[inst.get(f) for f in fields] for inst in instances]
         if not {type(v) for row in rows for v in row} <= _NUMBERS:
             return None
         try:
             if len(rows) <= SMALL_BATCH:  # Python compares a few numbers faster than numpy
-                bounds = self._bounds  # `not lo <= v <= hi`: NaN fails it too
-                if any(not lo <= v <= hi for row in rows for v, (lo, hi) in zip(row, bounds)):
+                lows, highs = self._lows, self._highs  # `lo <= v`, `v <= hi`: NaN fails them
+                if not all(all(map(le, lows, row)) and all(map(le, row, highs)) for row in rows):
                     return None
-                matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+                matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(fields))
             else:
-                matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+                matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(fields))
                 if not ((matrix >= self._low) & (matrix <= self._high)).all():
                     return None
         except OverflowError:  # an integer past float64's range
             return None
-        return {n: matrix[:, j] for j, n in enumerate(names)}
+        return dict(zip(self._names, matrix.T))  # matrix.T[j] is matrix[:, j]
+
+
+class _Accept:
+    """A column's values as its array when every one of them is valid, in what `_column`
+    would make of them; None when any is not (`_column` then finds and names it). A
+    request's values are nearly always valid: this is their way, with no error bookkeeping."""
+
+    def __init__(self, col: RawColumn) -> None:
+        self.col = col
+        self.types = frozenset(_PYTYPES[col.type] if col.required else _PYTYPES[col.type] | {type(None)})
+        self.values = None if col.values is None else frozenset(
+            col.values if col.required else (*col.values, None))
+        self.low = -math.inf if col.min is None else col.min
+        self.high = math.inf if col.max is None else col.max
+
+    def __call__(self, values: list[Any]) -> Any:
+        if not set(map(type, values)) <= self.types or (
+                self.values is not None and not self.values.issuperset(values)):
+            return None  # INT values written 7.0 go this way too: `_column` makes ints of them
+        t = self.col.type
+        if t is ColumnType.STRING:
+            return np.array(values, dtype=object)
+        nulls = None in values
+        if t is ColumnType.BOOL:
+            return _nullable_bools(values) if nulls else np.array(values, bool)
+        present = [v for v in values if v is not None] if nulls else values
+        try:
+            floats = [float(v) for v in present]  # as the column path compares them
+        except OverflowError:  # an integer past float64's range
+            return None
+        if not all(self.low <= x <= self.high for x in floats):  # NaN fails it too
+            return None
+        if t is ColumnType.FLOAT:
+            return np.array(values, dtype=np.float64) if all(map(math.isfinite, floats)) else None
+        if present and not (min(present) >= INT64_MIN and max(present) <= INT64_MAX):
+            return None
+        return _nullable_ints(values) if nulls else np.array(values, np.int64)
+
+
+def _nullable_ints(values: list[Any]) -> Any:
+    """`pd.array(values, dtype="Int64")` of ints and Nones, in a tenth of its time."""
+    return pd.arrays.IntegerArray(np.array([1 if v is None else v for v in values], np.int64),
+                                  np.array([v is None for v in values], bool))
+
+
+def _nullable_bools(values: list[Any]) -> Any:
+    """`pd.array(values, dtype="boolean")` of bools and Nones, in a tenth of its time."""
+    return pd.arrays.BooleanArray(np.array([False if v is None else v for v in values], bool),
+                                  np.array([v is None for v in values], bool))
 
 
 def _column(col: RawColumn, values: list[Any], instances: list[dict[str, Any]],
@@ -175,9 +228,9 @@ def _column(col: RawColumn, values: list[Any], instances: list[dict[str, Any]],
         _check_range(col, arr, errors)
         if col.type is ColumnType.FLOAT:
             return arr
-        return pd.array(values, dtype="Int64") if has_null else np.array(values, np.int64)
+        return _nullable_ints(values) if has_null else np.array(values, np.int64)
     if col.type is ColumnType.BOOL:
-        return pd.array(values, dtype="boolean") if has_null else np.array(values, bool)
+        return _nullable_bools(values) if has_null else np.array(values, bool)
     return np.array(values, dtype=object)
 
 

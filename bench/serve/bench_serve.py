@@ -8,9 +8,10 @@ example's API: four raw columns, three normalized by the pytransform built-ins),
 transforms' cost from the API's own) and `penguins` (a seeded penguins-like data set: two
 string columns, one of them nullable, through `index_string`, and `min_max_scale`, `log`
 and `bucketize` on the numeric ones). Each is served by `runtime.localserve.start` (a
-real uvicorn process); `bench/serve/bare_app.py` (a FastAPI endpoint returning a constant)
-is started the same way. A keep-alive `http.client` connection (a light client, so the
-numbers are the servers') then sends single-instance requests one after another (p50,
+real uvicorn process); `bench/serve/bare_app.py` (a FastAPI endpoint returning a constant,
+the baseline of the ratios) and `bench/serve/bare_asgi.py` (the same constant from a plain
+ASGI callable: the HTTP stack's floor) are started the same way. A keep-alive
+`http.client` connection (a light client, so the numbers are the servers') then sends single-instance requests one after another (p50,
 p99, requests/s) in rounds that take turns between the servers, and the ratio to the bare
 endpoint is taken round by round; then batches of 100 (p50, p99, instances/s), and
 batches of 100 from 4 concurrent clients (instances/s). The API's RSS is read from /proc
@@ -43,6 +44,7 @@ from runtime.bundle import write_bundle  # noqa: E402
 
 IRIS = REPO / "examples" / "iris" / "data" / "iris.csv"
 BARE = "bare FastAPI"
+ASGI = "bare ASGI"
 RAW = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 NORM = RAW[:3]
 
@@ -158,11 +160,11 @@ def penguin_bundle(tmp: Path) -> Path:
     return write_bundle(tmp / "bundle-penguins", bundle, tmp / "penguins-model" / "saved_model")
 
 
-def start_bare(tmp: Path) -> localserve.ServerHandle:
+def start_bare(tmp: Path, script: str = "bare_app.py") -> localserve.ServerHandle:
     port = localserve.free_port()
-    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "serve" / "bare_app.py"),
+    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "serve" / script),
                              "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "bare.log", "wb"), start_new_session=True)
+                            stderr=open(tmp / f"{script}.log", "wb"), start_new_session=True)
     handle = localserve.ServerHandle(proc.pid, port, f"http://127.0.0.1:{port}")
     while not localserve.is_running(proc.pid, port):
         time.sleep(0.1)
@@ -278,6 +280,7 @@ def main() -> None:
     made = bundles(tmp)
     servers = {BARE: start_bare(tmp)}
     try:
+        servers[ASGI] = start_bare(tmp, "bare_asgi.py")
         for name, path in made.items():
             servers[f"mlp {name}"] = localserve.start(path, None, tmp / f"{name}.log")
         results = measure(servers, args)
