@@ -210,7 +210,12 @@ def apply_chain(frame: pd.DataFrame, jobs: list[TransformJob],
 # functions above give (a parity test holds them to it); other jobs fall back to pandas.
 
 
+_F64 = np.dtype(np.float64)
+
+
 def _np_float(v: Any) -> np.ndarray:
+    if type(v) is np.ndarray and v.dtype is _F64:  # what the API's checked FLOAT columns are
+        return v
     a = v.to_numpy() if isinstance(v, pd.Series) else np.asarray(v)
     if a.dtype.kind == "f":
         return a.astype(np.float64, copy=False)
@@ -227,8 +232,8 @@ def _np_scale(offset: Any, scale: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _np_log(x: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x > -1.0, np.log1p(x), np.nan)
+    # log1p only where it is defined (NaN elsewhere), so no floating-point state to guard
+    return np.log1p(np.where(x > -1.0, x, np.nan))
 
 
 def _np_clip(args: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
@@ -260,8 +265,14 @@ def _np_nullable_ints(values: list[int | None]) -> np.ndarray:
 
 def _np_index(vocab: list[Any]) -> Callable[[Any], np.ndarray]:
     lookup, unseen = {str(k): n for n, k in enumerate(vocab)}, len(vocab)
-    return lambda col: np.array([lookup.get(k, unseen) if k is not None else unseen for k in _np_keys(col)],
-                                dtype=np.int64)
+
+    def run(col: Any) -> np.ndarray:
+        if type(col) is np.ndarray and col.dtype.kind == "O":  # the API's STRING columns: one pass
+            return np.array([unseen if k is None else lookup.get(k, unseen) if type(k) is str
+                             else lookup.get(_key(k), unseen) for k in col.tolist()], dtype=np.int64)
+        return np.array([lookup.get(k, unseen) if k is not None else unseen for k in _np_keys(col)],
+                        dtype=np.int64)
+    return run
 
 
 def _np_bucketize(boundaries: Any) -> Callable[[Any], np.ndarray]:
@@ -271,7 +282,7 @@ def _np_bucketize(boundaries: Any) -> Callable[[Any], np.ndarray]:
         x = _np_float(col)
         idx = np.searchsorted(b, x, side="right")
         missing = np.isnan(x)
-        return np.where(missing, np.nan, idx) if missing.any() else idx.astype(np.int64)
+        return np.where(missing, np.nan, idx) if missing.any() else idx.astype(np.int64, copy=False)
     return run
 
 
