@@ -130,9 +130,10 @@ class KubernetesProvider:
 
     def data_session(self, log: str) -> Any:
         raise UsageError("The kubernetes provider runs Spark in driver pods, not in this process",
-                         "Data work of a kubernetes app runs as each source's driver Job; a model whose "
-                         "columns come from several tables needs them joined, which mlp does here for now.",
-                         "Give the model columns of one source's table, or use provider \"local\" for this app")
+                         "Data work of a kubernetes app runs in each source's driver Job. A model whose columns "
+                         "are in several tables (a transformed column is stored apart from its source's raw "
+                         "columns) needs them joined in the applying process, which this provider does not do yet.",
+                         "Train the model on one source's raw columns only, or use provider \"local\" for this app")
 
     def train(self, job: TrainJob, log: JobLog) -> TrainResult:
         from mlp.graph.address import Address

@@ -6,7 +6,9 @@
   (an unknown field is an error), with kubernetes-validate;
 - `update_goldens`: rewrite golden files instead of comparing (MLP_UPDATE_GOLDENS=1, or
   pytest's --update-goldens when the repository's conftest defines it);
-- `moto`: moto's S3 server on 127.0.0.1 with a bucket, and the environment its clients need.
+- `moto_server`: moto's S3 server on 127.0.0.1, the one the backends' tests use
+  (tests/state/conftest.py); `moto`: that server with this suite's bucket made, and the
+  environment its clients need.
 """
 
 from __future__ import annotations
@@ -14,11 +16,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,11 @@ HERE = Path(__file__).resolve().parent
 if importlib.util.find_spec("mlp_kubernetes") is None:  # run from a checkout without the install
     sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
+if str(HERE.parents[2]) not in sys.path:  # the repository's own tests, for their servers
+    sys.path.append(str(HERE.parents[2]))
 
 from k8s_support import BUCKET, KUBE_VERSION, PROVIDER, REPO, swap_provider  # noqa: E402
+from tests.state.conftest import Server, moto_server  # noqa: E402, F401
 
 
 @pytest.fixture
@@ -69,47 +71,11 @@ class Moto:
         return {"bucket": BUCKET, "prefix": prefix, "endpoint": self.endpoint, "region": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
-        pytest.skip("moto[server] is not installed: run scripts/install (pip install -e '.[dev]')")
-    port = _free_port()
-    env = {"AWS_ACCESS_KEY_ID": "mlp-test", "AWS_SECRET_ACCESS_KEY": "mlp-test-secret",
-           "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
-           "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not _accepts(port):
-            assert proc.poll() is None and time.monotonic() < deadline, "moto's server did not start"
-            time.sleep(0.05)
-        import boto3
+def moto(moto_server: Server) -> Moto:  # noqa: F811 - the fixture imported above
+    """The backends' tests' moto server, with this suite's bucket made."""
+    import boto3
 
-        endpoint = f"http://127.0.0.1:{port}"
-        with pytest.MonkeyPatch.context() as mp:
-            for k, v in env.items():
-                mp.setenv(k, v)
-            mp.delenv("AWS_PROFILE", raising=False)
-            boto3.session.Session().client("s3", region_name="us-east-1",
-                                           endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-            yield Moto(endpoint, env)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+    boto3.session.Session().client("s3", region_name="us-east-1",
+                                   endpoint_url=moto_server.endpoint).create_bucket(Bucket=BUCKET)
+    return Moto(moto_server.endpoint, dict(moto_server.environ))

@@ -296,6 +296,49 @@ def test_training_runs_as_a_job_and_its_outputs_come_back(iris: Path, tmp_path: 
     assert "create Job/iris-train-dnn" in [str(c) for c in api.writes()]
 
 
+class StillRunning(Trainer):
+    """A training pod that runs until the last line of its log has been read: its Job is
+    active until then. `seen` says, for each line, whether the Job was still running when the
+    provider asked for the next one, and how many lines the block's log had by then."""
+
+    def __init__(self, store: MemoryStore, script: list[str], written: list[tuple[str, bool]]) -> None:
+        super().__init__(store)
+        self.script, self.written = script, written
+        self.ended = False
+        self.seen: list[tuple[str, bool, int]] = []
+
+    def logs(self, namespace: str, pods: Any, container: str) -> Any:
+        self._call("logs", None, str(pods))
+        for line in self.script:
+            yield line
+            job = self.read(ObjectRef.of(Kind.JOB, namespace, "iris-train-dnn"))
+            self.seen.append((line, job is not None and job.job is not None and job.job.active == 1,
+                              len(self.written)))
+        self.ended = True
+
+    def _settle(self, doc: dict[str, Any]) -> dict[str, Any]:
+        doc = super()._settle(doc)
+        if doc["kind"] == "Job":
+            doc["status"] = {"active": int(not self.ended), "succeeded": int(self.ended), "failed": 0}
+        return doc
+
+
+def test_the_pods_log_streams_to_the_blocks_log_while_its_job_runs(iris: Path, tmp_path: Path) -> None:
+    epochs = [json.dumps({"event": "epoch", "epoch": n, "epochs": 2, "loss": 0.5 / n}) for n in (1, 2)]
+    script = ["stage: pulled 2 files", epochs[0], "W tensorflow: a warning", epochs[1], json.dumps({"event": "done"})]
+    written: list[tuple[str, bool]] = []
+    store = MemoryStore()
+    api = StillRunning(store, script, written)
+    provider(loaded(iris), api, store).train(train_job(tmp_path), job_log(written))
+    assert "logs /job-name=iris-train-dnn" in [str(c) for c in api.calls]
+    # each line was in the block's log before the next was read, and the Job was running then
+    assert [(line, running, n) for line, running, n in api.seen] == [
+        (script[0], True, 2), (script[1], True, 3), (script[2], True, 4), (script[3], True, 5), (script[4], True, 5)]
+    assert written == [("train: Job iris-train-dnn in namespace ml (context recording)", False),
+                       ("stage: pulled 2 files", False), ("epoch 1/2  loss 0.5000", True),
+                       ("W tensorflow: a warning", False), ("epoch 2/2  loss 0.2500", True)]
+
+
 def test_a_failed_training_job_is_the_trainers_own_error(iris: Path, tmp_path: Path) -> None:
     store = MemoryStore()
     error = json.dumps({"event": "error", "message": "the target has one class", "hint": "check the data"})
@@ -312,6 +355,14 @@ def test_what_needs_the_app_says_so_without_it(iris: Path, tmp_path: Path) -> No
         p.train(train_job(tmp_path), job_log([]))
     assert (err.value.summary, err.value.hint) == ("The kubernetes provider cannot train a model without its app",
                                                    "Call it through KubernetesProvider.bind(app)")
+
+
+def test_a_join_of_a_models_tables_is_refused_not_run_here(iris: Path) -> None:
+    with pytest.raises(UsageError) as err:
+        provider(loaded(iris), RecordingKubeApi()).data_session("/tmp/spark.log")
+    assert (err.value.summary, err.value.hint) == (
+        "The kubernetes provider runs Spark in driver pods, not in this process",
+        'Train the model on one source\'s raw columns only, or use provider "local" for this app')
 
 
 def test_predictions_and_the_rollout_gate_are_refused_not_run_here(iris: Path) -> None:
