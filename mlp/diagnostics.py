@@ -16,13 +16,19 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, init=False)
 class SourcePos:
     """A place in an app file. `line` and `column` are 1-based; 0 means unknown."""
 
     file: str
     line: int = 0
     column: int = 0
+
+    def __init__(self, file: str, line: int = 0, column: int = 0) -> None:
+        # Written out: one is made for every block and attribute of every file read, and the
+        # generated frozen __init__ (object.__setattr__ per field) costs twice this.
+        d = self.__dict__
+        d["file"], d["line"], d["column"] = file, line, column
 
     def __str__(self) -> str:
         if not self.line:
@@ -34,6 +40,8 @@ class SourcePos:
 
 @dataclass(frozen=True)
 class Diagnostic:
+    """One problem: how bad, what, where (None: not in a file), why, how to fix it, in which block."""
+
     severity: Severity
     summary: str
     pos: SourcePos | None = None
@@ -55,6 +63,8 @@ class Diagnostic:
 
 @dataclass
 class Diagnostics:
+    """The problems found so far, in the order they were found; `sorted()` for reports."""
+
     items: list[Diagnostic] = field(default_factory=list)
 
     def error(self, summary: str, pos: SourcePos | None = None, detail: str = "",

@@ -38,7 +38,7 @@ from bench.gen import app_nodes, generate_app, generate_terraform
 ROOT = Path(__file__).resolve().parents[2]
 TF_FAST = ["plan", "-refresh=false", "-input=false", "-lock=false", "-no-color"]
 TF_DEFAULT = ["plan", "-no-color"]
-GOAL_SIZE, GOAL_WARM_RATIO, GOAL_COLD_RATIO, GOAL_MB = 1000, 0.25, 1.0, 200.0
+GOAL_SIZE, GOAL_WARM_RATIO, GOAL_COLD_RATIO, GOAL_MB = 1000, 0.15, 1.0, 200.0  # warm: 0.25 until issue 9
 
 _RUSAGE_WRAPPER = (
     "import resource, subprocess, sys\n"

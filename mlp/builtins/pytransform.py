@@ -264,7 +264,8 @@ def _np_nullable_ints(values: list[int | None]) -> np.ndarray:
 
 
 def _np_index(vocab: list[Any]) -> Callable[[Any], np.ndarray]:
-    lookup, unseen = {str(k): n for n, k in enumerate(vocab)}, len(vocab)
+    lookup: dict[str | None, int] = {str(k): n for n, k in enumerate(vocab)}
+    unseen = len(vocab)
 
     def run(col: Any) -> np.ndarray:
         if type(col) is np.ndarray and col.dtype.kind == "O":  # the API's STRING columns: one pass

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, NoReturn
-
-import typer
+from typing import Any, Iterable, Iterator, Mapping, NoReturn
 
 from mlp.diagnostics import Diagnostic, Diagnostics, Severity, format_diagnostic
 from mlp.errors import DiagnosticsError, MlpError, os_error_help
+
+
+class Exit(SystemExit):
+    """Leave the command with an exit code. A SystemExit, which is what click makes of
+    `typer.Exit` in the end, so that the commands do not need typer to exit."""
 
 
 class Out:
@@ -42,6 +44,15 @@ class Out:
 
         self._con(err).print(Text(text, style=style or ""))
 
+    def lines(self, lines: Iterable[tuple[str, str]], err: bool = False) -> None:
+        """`line` for each (text, style); without colour in one write, not one per line (a
+        thousand-block plan is a thousand lines, and an unbuffered stream writes each)."""
+        if not self.color:
+            (sys.stderr if err else sys.stdout).write("".join(text + "\n" for text, _ in lines))
+            return
+        for text, style in lines:
+            self.line(text, style, err)
+
     def json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
@@ -53,20 +64,13 @@ class Out:
         elif fmt == "markdown":
             sys.stdout.write(render_markdown(plan_json, verbose))
         else:
-            for text, style in text_lines(plan_json, verbose):
-                self.line(text, style)
+            self.lines(text_lines(plan_json, verbose))
 
     def diagnostic(self, d: Diagnostic) -> None:
-        style = "red" if d.severity is Severity.ERROR else "yellow"
-        lines = format_diagnostic(d).splitlines()
-        self.line(lines[0], "bold " + style, err=True)
-        for ln in lines[1:]:
-            self.line(ln, err=True)
-        self.line(err=True)
+        self.lines(_diagnostic_lines(d), err=True)
 
     def diagnostics(self, diags: Diagnostics) -> None:
-        for d in diags.sorted():
-            self.diagnostic(d)
+        self.lines((line for d in diags.sorted() for line in _diagnostic_lines(d)), err=True)
 
     def state(self, view: Any, json_out: bool) -> None:
         from mlp.cli.views import render_state
@@ -78,9 +82,16 @@ class Out:
                 self.line(text, style)
 
 
+def _diagnostic_lines(d: Diagnostic) -> list[tuple[str, str]]:
+    """A diagnostic as (text, style) lines: its summary in bold, then a blank line after it."""
+    style = "red" if d.severity is Severity.ERROR else "yellow"
+    lines = format_diagnostic(d).splitlines()
+    return [(lines[0], "bold " + style)] + [(ln, "") for ln in lines[1:]] + [("", "")]
+
+
 def fail(out: Out, summary: str, detail: str, hint: str, code: int = 1) -> NoReturn:
     out.diagnostic(Diagnostic(Severity.ERROR, summary, None, detail, hint))
-    raise typer.Exit(code)
+    raise Exit(code)
 
 
 @contextmanager
@@ -96,13 +107,13 @@ def handle_errors(out: Out, json_out: bool = False) -> Iterator[None]:
         out.diagnostics(e.diagnostics)
         n = len(e.diagnostics.errors())
         out.line(f"{n} error{'s' if n != 1 else ''} found.", "red", err=True)
-        raise typer.Exit(1) from None
+        raise Exit(1) from None
     except MlpError as e:
         fail(out, e.summary, e.detail, e.hint)
     except KeyboardInterrupt:
         out.line("Interrupted. Blocks that finished are kept in the state.", "yellow", err=True)
-        raise typer.Exit(130) from None
-    except (typer.Exit, SystemExit):
+        raise Exit(130) from None
+    except SystemExit:
         raise
     except OSError as e:  # a path the user can fix: named, with the fix, never "a bug in mlp"
         if os.environ.get("MLP_DEBUG"):
@@ -120,6 +131,7 @@ def handle_errors(out: Out, json_out: bool = False) -> Iterator[None]:
 
 def _crash_log() -> str:
     import tempfile
+    import traceback
 
     fd, path = tempfile.mkstemp(prefix="mlp-crash-", suffix=".log")
     with os.fdopen(fd, "w") as fh:

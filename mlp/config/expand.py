@@ -17,7 +17,7 @@ from mlp.config.hcl import Attr, Block
 from mlp.config.schema import BLOCKS, FOR_EACH_KINDS
 from mlp.config.values import Each, Scope, describe, did_you_mean, resolve_locals, try_evaluate
 from mlp.diagnostics import Diagnostics, SourcePos
-from mlp.graph.address import NAME_RE, Address, Kind, quote_key
+from mlp.graph.address import KINDS, NAME_RE, Address, Kind, quote_key
 
 NOT_BUILT = ("variable", "app", "provider", "backend", "locals")
 
@@ -78,7 +78,7 @@ def expand(blocks: list[Block], scope: Scope, diags: Diagnostics) -> tuple[list[
     for blk in blocks:
         if blk.kind in NOT_BUILT or not _declaration_ok(blk, diags):
             continue
-        kind, name = Kind(blk.kind), blk.labels[0]
+        kind, name = KINDS[blk.kind], blk.labels[0]
         if (kind, name) in first:
             diags.error(f'Duplicate {blk.kind} "{name}"', blk.pos,
                         f"A {blk.kind} with this name is already declared at {first[(kind, name)]}.",

@@ -51,7 +51,12 @@ class Problem:
     detail: str = ""
 
 
-@dataclass(frozen=True)
+# Ref, Attr and Block write their __init__ out (as SourcePos does): one is made for every value,
+# attribute and block of every file a plan reads, and the generated frozen __init__, which sets
+# each field through object.__setattr__, costs twice as much.
+
+
+@dataclass(frozen=True, init=False)
 class Ref:
     """A reference expression such as `raw_column.age`, `var.epochs`, `each.value.col`.
 
@@ -63,6 +68,10 @@ class Ref:
     parts: tuple[str, ...]
     index: Any = None
     splat: bool = False
+
+    def __init__(self, parts: tuple[str, ...], index: Any = None, splat: bool = False) -> None:
+        d = self.__dict__
+        d["parts"], d["index"], d["splat"] = parts, index, splat
 
     def __str__(self) -> str:
         base = ".".join(self.parts)
@@ -103,20 +112,34 @@ FUNCTIONS = ("toset",)
 Value = Union[None, bool, int, float, str, Ref, Template, Call, list[Any], dict[str, Any]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Attr:
+    """`name = value` in a block, where it starts."""
+
     name: str
     value: Any
     pos: SourcePos
 
+    def __init__(self, name: str, value: Any, pos: SourcePos) -> None:
+        d = self.__dict__
+        d["name"], d["value"], d["pos"] = name, value, pos
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Block:
+    """`kind "label" ... { ... }`: its attributes by name (each once) and its nested blocks."""
+
     kind: str
     labels: tuple[str, ...]
     pos: SourcePos
     attrs: dict[str, Attr] = field(default_factory=dict)
     blocks: tuple[Block, ...] = ()
+
+    def __init__(self, kind: str, labels: tuple[str, ...], pos: SourcePos, attrs: dict[str, Attr] | None = None,
+                 blocks: tuple[Block, ...] = ()) -> None:
+        d = self.__dict__
+        d["kind"], d["labels"], d["pos"], d["attrs"], d["blocks"] = kind, labels, pos, \
+            {} if attrs is None else attrs, blocks
 
 
 @dataclass(frozen=True)

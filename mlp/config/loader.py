@@ -19,10 +19,10 @@ from mlp.config.expand import Declared, Instance, expand, labels_ok, locals_of, 
 from mlp.config.expand import suggest_name as _suggest_name  # noqa: F401 - tests use it from here
 from mlp.config.hcl import Attr, Block, ParsedFile, Problem, ProblemKind, Ref
 from mlp.config.parsecache import parse_file
-from mlp.config.schema import BACKENDS, BLOCKS, PROVIDERS, Schema
+from mlp.config.schema import BACKENDS, BLOCKS, PROVIDERS, Field, Schema
 from mlp.config.values import UNSET, Scope, coerce, did_you_mean, parse_var_override, try_evaluate
 from mlp.diagnostics import Diagnostic, Diagnostics, SourcePos
-from mlp.graph.address import Address, Kind, quote_key
+from mlp.graph.address import KINDS, Address, Kind, quote_key
 
 SINGLETONS = ("provider", "backend", "app")
 
@@ -240,21 +240,36 @@ def _attrs(attrs: Mapping[str, Attr], schema: Schema, scope: Scope, diags: Diagn
                         "Accepted here: " + ", ".join(known) + ".", hint, ctx)
             ok = False
             continue
+        key = prefix + name
         done, value = try_evaluate(attr.value, scope, attr.pos, diags, ctx)
-        good, value = coerce(prefix + name, f, value, attr.pos, diags, ctx)
+        good, value = coerce(key, f, value, attr.pos, diags, ctx)
         ok &= good and done
         values[name] = value
-        pos[prefix + name] = attr.pos
-    for name, f in schema.attrs.items():
+        pos[key] = attr.pos
+    for name, f in _to_fill(schema):
         if name in values:
             continue
         if f.required:
             diags.error(f'Missing required attribute "{prefix}{name}"', block_pos,
                         f'Every block of this kind sets "{name}".', f"Add: {name} = ...", ctx)
             ok = False
-        elif f.default is not None:
+        else:
             values[name] = f.default
     return (values if ok else None), pos
+
+
+_FILLS: dict[int, tuple[Schema, list[tuple[str, Field]]]] = {}
+
+
+def _to_fill(schema: Schema) -> list[tuple[str, Field]]:
+    """The attributes of `schema` that an absent value means something for: required (an error)
+    or with a default; in schema order. Kept per schema (schemas are constants), held so that
+    their ids stay theirs."""
+    found = _FILLS.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = _FILLS[id(schema)] = (schema, [(n, f) for n, f in schema.attrs.items()
+                                               if f.required or f.default is not None])
+    return found[1]
 
 
 def _ref_address(ref: Ref) -> Address | str:
@@ -324,7 +339,11 @@ class _RefConverter:
                 out.extend(self.splat(attr, ref, kinds))
             elif (a := self.one(attr, ref, kinds)) is not None:
                 out.append(a)
-        for a in sorted({a for a in out if out.count(a) > 1}):
+        seen: set[Address] = set()
+        twice: set[Address] = set()
+        for a in out:
+            (twice if a in seen else seen).add(a)
+        for a in sorted(twice):
             self.error(f'"{attr}" lists {a} twice', attr, "Each column is one input of the model.",
                        f"Remove the repeat (a splat {a.kind.value}.{a.block}[*] already lists every instance)."
                        if a.key is not None else "Remove the repeat.")
@@ -360,7 +379,7 @@ class _RefConverter:
 
 
 def _address(res: Resolved) -> Address:
-    return res.address or Address.of(Kind(res.block.kind), res.block.labels[0])
+    return res.address or Address.of(KINDS[res.block.kind], res.block.labels[0])
 
 
 def _impl(res: Resolved, refs: _RefConverter, attr: str, kind: str) -> tuple[str, Address | None]:
@@ -463,19 +482,18 @@ def _default_sources(built: dict[Address, B.BlockConfig]) -> dict[Address, B.Blo
 def _check_column_names(built: Mapping[Address, B.BlockConfig], diags: Diagnostics) -> None:
     """Raw and transformed columns share one namespace: they are the columns of a table."""
     raw = {a.name: c for a, c in built.items() if a.kind is Kind.RAW_COLUMN}
-    for a, c in sorted(built.items()):
-        if a.kind is Kind.TRANSFORMED_COLUMN and a.name in raw:
-            diags.error(f'Column name "{a.name}" is used twice', c.pos,
-                        f"{raw[a.name].address.described} ({raw[a.name].pos}) and {a.described} "
-                        "would be the same column of the table.", "Rename the transformed column.", a.context)
+    for a in sorted(a for a in built if a.kind is Kind.TRANSFORMED_COLUMN and a.name in raw):
+        diags.error(f'Column name "{a.name}" is used twice', built[a].pos,
+                    f"{raw[a.name].address.described} ({raw[a.name].pos}) and {a.described} "
+                    "would be the same column of the table.", "Rename the transformed column.", a.context)
 
 
 def _check_api_fields(built: Mapping[Address, B.BlockConfig], diags: Diagnostics) -> None:
     """Raw columns that would take the same field of a prediction request read the same column."""
     first: dict[str, B.RawColumn] = {}
-    for a, c in sorted(built.items()):
-        if not isinstance(c, B.RawColumn):
-            continue
+    raws = {a: c for a, c in built.items() if isinstance(c, B.RawColumn)}
+    for a in sorted(raws):
+        c = raws[a]
         other = first.setdefault(c.api_field, c)
         if other.column != c.column:
             diags.error(f'{other.address} and {a} take the same API field "{c.api_field}"', c.pos,

@@ -166,39 +166,48 @@ def decode_entry(doc: Any, display: str, digest: str) -> ParsedFile:
     if d["file"] != display or d["sha256"] != digest:
         raise BadEntry("the entry of another file")
     syntax = d["syntax_error"]
-    return ParsedFile(display, tuple(_block(b, display, 1) for b in _list(d["blocks"])),
-                      tuple(_attr(a, display) for a in _list(d["top_attrs"])),
-                      tuple(_problem(p, display) for p in _list(d["problems"])),
+    return ParsedFile(display, tuple([_block(b, display, 1) for b in _list(d["blocks"])]),
+                      tuple([_attr(a, display) for a in _list(d["top_attrs"])]),
+                      tuple([_problem(p, display) for p in _list(d["problems"])]),
                       None if syntax is None else _problem(syntax, display))
 
 
+# The checks below run once per block, attribute and value of every file a plan reads, so they
+# test exact types (json.loads makes nothing else) and count keys instead of building sets: an
+# object with as many keys as expected, each of them there, has exactly those keys.
+
+
 def _fields(obj: Any, keys: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(obj, dict) or set(obj) != set(keys):
+    if obj.__class__ is not dict or len(obj) != len(keys) or not all(k in obj for k in keys):
         raise BadEntry(f"expected an object with {', '.join(keys)}")
-    return obj
+    return obj  # type: ignore[no-any-return]
 
 
 def _list(obj: Any) -> list[Any]:
-    if not isinstance(obj, list):
+    if obj.__class__ is not list:
         raise BadEntry("expected a list")
-    return obj
+    return obj  # type: ignore[no-any-return]
 
 
 def _str(obj: Any) -> str:
-    if not isinstance(obj, str):
+    if obj.__class__ is not str:
         raise BadEntry("expected a string")
-    return obj
+    return obj  # type: ignore[no-any-return]
 
 
 def _int(obj: Any) -> int:
-    if type(obj) is not int or obj < 0:
+    if obj.__class__ is not int or obj < 0:
         raise BadEntry("expected a count")
-    return obj
+    return obj  # type: ignore[no-any-return]
 
 
 def _pos(obj: Any, file: str) -> SourcePos:
-    line, column = _list(obj) if len(_list(obj)) == 2 else (None, None)
-    return SourcePos(file, _int(line), _int(column))
+    if obj.__class__ is not list or len(obj) != 2:
+        raise BadEntry("expected a position")
+    line, column = obj
+    if line.__class__ is not int or column.__class__ is not int or line < 0 or column < 0:
+        raise BadEntry("expected a count")
+    return SourcePos(file, line, column)
 
 
 def _problem(obj: Any, file: str) -> Problem:
@@ -211,42 +220,55 @@ def _problem(obj: Any, file: str) -> Problem:
 
 
 def _attr(obj: Any, file: str) -> Attr:
-    d = _fields(obj, ("name", "pos", "value"))
-    return Attr(_str(d["name"]), _value(d["value"], 1), _pos(d["pos"], file))
+    if obj.__class__ is not dict or len(obj) != 3 or "name" not in obj or "pos" not in obj or "value" not in obj:
+        raise BadEntry("expected an object with name, pos, value")
+    value = obj["value"]
+    return Attr(_str(obj["name"]), value if value.__class__ in _SCALARS else _value(value, 1), _pos(obj["pos"], file))
 
 
 def _block(obj: Any, file: str, depth: int) -> Block:
     if depth > MAX_DEPTH:
         raise BadEntry("blocks nested too deep")
-    d = _fields(obj, ("kind", "labels", "pos", "attrs", "blocks"))
-    attrs = [_attr(a, file) for a in _list(d["attrs"])]
-    by_name = {a.name: a for a in attrs}
-    if len(by_name) != len(attrs):
+    d = _fields(obj, _BLOCK_KEYS)
+    by_name = {}
+    for a in _list(d["attrs"]):
+        attr = _attr(a, file)
+        by_name[attr.name] = attr
+    if len(by_name) != len(d["attrs"]):
         raise BadEntry("an attribute twice")
-    return Block(_str(d["kind"]), tuple(_str(s) for s in _list(d["labels"])), _pos(d["pos"], file), by_name,
-                 tuple(_block(b, file, depth + 1) for b in _list(d["blocks"])))
+    labels = _list(d["labels"])
+    for label in labels:
+        _str(label)
+    subs = _list(d["blocks"])
+    return Block(_str(d["kind"]), tuple(labels), _pos(d["pos"], file), by_name,
+                 tuple([_block(b, file, depth + 1) for b in subs]) if subs else ())
+
+
+_BLOCK_KEYS = ("kind", "labels", "pos", "attrs", "blocks")
+_SCALARS = frozenset({str, int, bool, type(None)})  # values that are themselves, whatever their depth
 
 
 def _value(obj: Any, depth: int) -> Any:
     if depth > MAX_DEPTH + 1:
         raise BadEntry("values nested too deep")
-    if obj is None or type(obj) in (bool, int, str):
+    t = obj.__class__
+    if t is str or t is int or t is bool or obj is None:
         return obj
-    if type(obj) is float:
+    if t is float:
         if not math.isfinite(obj):
             raise BadEntry("a number that is not finite")
         return obj
-    if type(obj) is list:
+    if t is list:
         return [_value(x, depth + 1) for x in obj]
-    if not isinstance(obj, dict):
+    if t is not dict:
         raise BadEntry("not a value")
     if "ref" in obj:
         return _ref(obj, depth)
-    if set(obj) == {"map"} and isinstance(obj["map"], dict):
+    if len(obj) == 1 and "map" in obj and obj["map"].__class__ is dict:
         return {_str(k): _value(v, depth + 1) for k, v in obj["map"].items()}
-    if set(obj) == {"template"}:
+    if len(obj) == 1 and "template" in obj:
         return _template(obj["template"], depth)
-    if set(obj) == {"call", "args"}:
+    if len(obj) == 2 and "call" in obj and "args" in obj:
         return _call(obj, depth)
     raise BadEntry("not a value")
 
@@ -255,12 +277,14 @@ def _ref(obj: dict[str, Any], depth: int) -> Ref:
     parts = _list(obj["ref"])
     if not parts:
         raise BadEntry("an empty reference")
-    names = tuple(_str(p) for p in parts)
-    if set(obj) == {"ref"}:
+    for p in parts:
+        _str(p)
+    names = tuple(parts)
+    if len(obj) == 1:
         return Ref(names)
-    if set(obj) == {"ref", "splat"} and obj["splat"] is True:
+    if len(obj) == 2 and obj.get("splat") is True:
         return Ref(names, splat=True)
-    if set(obj) == {"ref", "index"}:
+    if len(obj) == 2 and "index" in obj:
         index = _value(obj["index"], depth + 1)
         if not isinstance(index, (str, Ref, Template)):
             raise BadEntry("an index that is not a string, a reference or a template")

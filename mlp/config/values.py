@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Mapping
+from typing import Any, Callable, Final, Mapping
 
 from mlp.config.hcl import Attr, Call, Ref, Template
 from mlp.config.schema import Field
@@ -92,10 +92,15 @@ def evaluate(value: Any, scope: Scope, pos: SourcePos, diags: Diagnostics, conte
 def try_evaluate(value: Any, scope: Scope, pos: SourcePos, diags: Diagnostics, context: str) -> tuple[bool, Any]:
     """(ok, value) of `evaluate`: not ok when something was reported, or an unset variable was used
     (reported where it is declared)."""
+    if value.__class__ in _LITERALS:  # most attributes: nothing to evaluate
+        return True, value
     errors = len(diags.items)
     ev = _Evaluator(scope, pos, diags, context)
     out = ev.value(value)
     return not ev.unset and len(diags.items) == errors, out
+
+
+_LITERALS = frozenset({str, int, float, bool, type(None)})
 
 
 class _Evaluator:
@@ -333,19 +338,27 @@ def hcl(value: Any) -> str:
 
 
 def type_ok(t: str, value: Any) -> bool:
-    """Whether `value` has the schema type `t` (see `Field`)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    checks = {
-        "str": isinstance(value, str), "int": number and isinstance(value, int), "num": number,
-        "bool": isinstance(value, bool),
-        "list": isinstance(value, list) and not any(isinstance(v, Ref) for v in value),
-        "map": isinstance(value, dict), "ref": _one_ref(value),
-        "refs": (isinstance(value, Ref) and value.splat) or
-                (isinstance(value, list) and all(isinstance(v, Ref) for v in value)),
-        "refmap": isinstance(value, dict) and all(_one_ref(v) for v in value.values()),
-        "impl": isinstance(value, str) or _one_ref(value),
-    }
-    return checks.get(t, True)
+    """Whether `value` has the schema type `t` (see `Field`); any other `t` takes anything."""
+    check = _TYPE_CHECKS.get(t)
+    return True if check is None else check(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "num": _is_number,
+    "bool": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list) and not any(isinstance(x, Ref) for x in v),
+    "map": lambda v: isinstance(v, dict),
+    "ref": lambda v: _one_ref(v),
+    "refs": lambda v: (isinstance(v, Ref) and v.splat) or (isinstance(v, list) and all(isinstance(x, Ref) for x in v)),
+    "refmap": lambda v: isinstance(v, dict) and all(_one_ref(x) for x in v.values()),
+    "impl": lambda v: isinstance(v, str) or _one_ref(v),
+}
 
 
 def _one_ref(value: Any) -> bool:
@@ -357,14 +370,39 @@ def coerce(name: str, f: Field, value: Any, pos: SourcePos, diags: Diagnostics,
     """Check `value` against `f`. Returns (ok, value); the value is None when it is refused."""
     if value is None:
         return True, None
+    key = (id(f), value.__class__, value) if value.__class__ in _LITERALS else None
+    if key is not None and _ACCEPTED.get(key) is f:
+        return True, value
     if f.span and isinstance(value, dict):
         return _coerce_span(name, f, value, pos, diags, context)
-    ok = _check(name, f, value, pos, diags, context, _example_hint(name, f))
+    ok = _check(name, f, value, pos, diags, context, _ExampleHint(name, f))
+    if ok and key is not None and len(_ACCEPTED) < _ACCEPTED_LIMIT:
+        _ACCEPTED[key] = f
     return ok, (value if ok else None)
 
 
+# A literal value a field accepted is accepted by it again: the check depends on nothing else
+# (the name only goes into messages). Apps repeat values (type = "FLOAT" on every raw column),
+# so the check runs once per field and value. The field is kept, so that its id stays its own.
+_ACCEPTED: dict[tuple[int, type, Any], Field] = {}
+_ACCEPTED_LIMIT = 1 << 16
+
+
+class _ExampleHint:
+    """`_example_hint(name, f)`, made only when a value is refused: most are not."""
+
+    def __init__(self, name: str, f: Field) -> None:
+        self.name, self.field = name, f
+
+    def __str__(self) -> str:
+        return _example_hint(self.name, self.field)
+
+
+Hint = str | _ExampleHint
+
+
 def _check(name: str, f: Field, value: Any, pos: SourcePos, diags: Diagnostics, context: str,
-           hint: str) -> bool:
+           hint: Hint) -> bool:
     if not type_ok(f.type, value):
         _wrong_type(name, f, value, pos, diags, context, hint)
         return False
@@ -383,31 +421,31 @@ def _check(name: str, f: Field, value: Any, pos: SourcePos, diags: Diagnostics, 
 
 
 def _check_items(name: str, f: Field, value: list[Any], pos: SourcePos, diags: Diagnostics,
-                 context: str, hint: str) -> bool:
+                 context: str, hint: Hint) -> bool:
     if f.nonempty and not value:
         return _refuse(f'"{name}" must not be empty', f, value, pos, diags, context, hint)
     if f.item is None:
         return True
-    item = replace(f.item, doc=f.item.doc or f.doc)
+    item = f.item if f.item.doc or not f.doc else replace(f.item, doc=f.doc)
     return all([_check(f"{name}[{i}]", item, v, pos, diags, context, hint) for i, v in enumerate(value)])
 
 
 def _refuse(summary: str, f: Field, value: Any, pos: SourcePos, diags: Diagnostics, context: str,
-            hint: str) -> bool:
+            hint: Hint) -> bool:
     detail = f"It is {hcl(value)}." + (f" {f.doc}" if f.doc else "")
-    diags.error(summary, pos, detail, hint, context)
+    diags.error(summary, pos, detail, str(hint), context)
     return False
 
 
 def _wrong_type(name: str, f: Field, value: Any, pos: SourcePos, diags: Diagnostics, context: str,
-                hint: str) -> None:
+                hint: Hint) -> None:
     t = f.type
     if t in ("ref", "refs", "refmap") and isinstance(value, str):
         hint = f'Write the reference without quotes: {name} = {value}' if "." in value else \
             f"Reference a block as KIND.NAME, e.g. {name} = raw_column.{value}"
     what = _TYPE_WORDS.get(t, t) + (", or a map { min = ..., max = ... }" if f.span else "")
     diags.error(f'Wrong type for "{name}"', pos, f'"{name}" must be {what}, not {describe(value)}.',
-                hint, context)
+                str(hint), context)
 
 
 def _example_hint(name: str, f: Field) -> str:

@@ -8,7 +8,7 @@ from typing import Iterable, Mapping
 
 from mlp.config.blocks import BlockConfig
 from mlp.diagnostics import Diagnostics
-from mlp.graph.address import Address
+from mlp.graph.address import SORT_KEY, Address
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,9 @@ def _reach(roots: Iterable[Address], edges: Mapping[Address, Iterable[Address]])
 
 
 def build_graph(blocks: Mapping[Address, BlockConfig], diags: Diagnostics) -> Graph | None:
-    deps = {a: tuple(sorted({d for d in b.deps() if d in blocks})) for a, b in blocks.items()}
-    ts: graphlib.TopologicalSorter[Address] = graphlib.TopologicalSorter()
-    for a in sorted(deps):
-        ts.add(a, *deps[a])
-    try:
-        ts.prepare()
-    except graphlib.CycleError:
+    deps = {a: tuple(sorted({d for d in b.deps() if d in blocks}, key=SORT_KEY)) for a, b in blocks.items()}
+    order = _levels(deps)
+    if len(order) < len(deps):
         cycle = find_cycle(deps)
         loop = " -> ".join(str(a) for a in cycle)
         first = blocks[cycle[0]]
@@ -62,12 +58,31 @@ def build_graph(blocks: Mapping[Address, BlockConfig], diags: Diagnostics) -> Gr
                     "Break the loop: a block cannot use, directly or not, its own output.",
                     first.address.context)
         return None
-    order: list[Address] = []
-    while ts.is_active():
-        ready = sorted(ts.get_ready())
-        order.extend(ready)
-        ts.done(*ready)
     return Graph(deps, tuple(order))
+
+
+def _levels(deps: Mapping[Address, tuple[Address, ...]]) -> list[Address]:
+    """Blocks in dependency order, as `graphlib` gives them batch by batch: first those that need
+    nothing, then those whose needs are all in earlier batches, each batch sorted by address.
+    Blocks on or behind a cycle are left out."""
+    waiting = {a: len(ds) for a, ds in deps.items()}
+    needed_by: dict[Address, list[Address]] = {a: [] for a in deps}
+    for a, ds in deps.items():
+        for d in ds:
+            needed_by[d].append(a)
+    order: list[Address] = []
+    batch = [a for a, n in waiting.items() if not n]
+    while batch:
+        batch.sort(key=SORT_KEY)
+        order.extend(batch)
+        ready = []
+        for a in batch:
+            for b in needed_by[a]:
+                waiting[b] -= 1
+                if not waiting[b]:
+                    ready.append(b)
+        batch = ready
+    return order
 
 
 def find_cycle(deps: Mapping[Address, tuple[Address, ...]]) -> list[Address]:

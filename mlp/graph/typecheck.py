@@ -6,7 +6,7 @@ aggregate its value type, and reports every rule broken, with where and how to f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from mlp.builtins.catalogue import AGGREGATORS, ESTIMATORS, TRANSFORMERS, Arg, Slot, SlotKind
 from mlp.coltypes import ColumnInfo, ColumnType
@@ -33,7 +33,7 @@ def check_types(app: B.App, graph: Graph, diags: Diagnostics) -> Types:
     t = Types()
     for addr in graph.order:
         cfg = app.blocks[addr]
-        srcs = frozenset(s for d in graph.deps[addr] for s in t.sources.get(d, ()))
+        srcs = _sources_of(graph.deps[addr], t.sources)
         t.sources[addr] = frozenset({addr}) if addr.kind is Kind.SOURCE else srcs
         ctx = addr.context
         if isinstance(cfg, B.RawColumn):
@@ -53,6 +53,16 @@ def check_types(app: B.App, graph: Graph, diags: Diagnostics) -> Types:
         if isinstance(cfg, (B.Aggregate, B.TransformedColumn)):
             _check_model_inputs(app, cfg, diags, ctx)
     return t
+
+
+_NO_SOURCES: frozenset[Address] = frozenset()
+
+
+def _sources_of(deps: tuple[Address, ...], sources: dict[Address, frozenset[Address]]) -> frozenset[Address]:
+    """The sources behind a block's inputs; most blocks have one input, and so its sources."""
+    if len(deps) == 1:
+        return sources.get(deps[0], _NO_SOURCES)
+    return _NO_SOURCES.union(*(sources.get(d, _NO_SOURCES) for d in deps))
 
 
 def _check_model_inputs(app: B.App, cfg: B.Aggregate | B.TransformedColumn, diags: Diagnostics, ctx: str) -> None:
@@ -141,13 +151,18 @@ def _check_args(cfg: B.Aggregate | B.TransformedColumn, args: tuple[Arg, ...], w
             if a.required:
                 diags.error(f'Missing argument "{a.name}" for {what}', pos, "", f"Add: args = {{ {a.name} = ... }}", ctx)
             continue
-        ok = {"int": isinstance(v, int) and not isinstance(v, bool),
-              "number": isinstance(v, (int, float)) and not isinstance(v, bool),
-              "string": isinstance(v, str), "bool": isinstance(v, bool),
-              "list": isinstance(v, list)}.get(a.type, True)
-        if not ok:
+        check = _ARG_TYPES.get(a.type)
+        if check is not None and not check(v):
             diags.error(f'Wrong type for argument "{a.name}" of {what}', pos,
                         f"It must be {a.type}, not {type(v).__name__}.", "", ctx)
+
+
+_ARG_TYPES: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list),
+}
 
 
 def _check_aggregate(app: B.App, cfg: B.Aggregate, t: Types, diags: Diagnostics, ctx: str) -> None:

@@ -3,12 +3,12 @@ what apply will do and why."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from mlp.config.values import did_you_mean
 from mlp.errors import UsageError
-from mlp.graph.address import Address, Kind
+from mlp.graph.address import SORT_KEY, Address, Kind
 from mlp.graph.analysis import Analysis
 from mlp.graph.fingerprint import Fingerprint, digest
 from mlp.plan.diff import field_diff
@@ -70,12 +70,16 @@ def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool]
             continue
         rec = state.blocks[str(a)]
         changes[a] = Change(a, Action.DESTROY, Reason.REMOVED, ("no longer in the app",), rec.fingerprint, None)
-    return Plan(app=app.name, app_dir=str(app.dir), changes=tuple(sorted(changes.values(), key=lambda c: c.address)),
+    return Plan(app=app.name, app_dir=str(app.dir), changes=tuple(sorted(changes.values(), key=_by_address)),
                 lineage=state.lineage, serial=state.serial, provider=app.provider.kind,
                 data={str(k): v for k, v in analysis.data.items()},
                 code={str(k): v for k, v in analysis.code.items()},
                 variables=dict(opts.variables), targets=tuple(opts.targets), replace=tuple(opts.replace),
                 sample=opts.sample, extras=extras_digests(analysis, changes))
+
+
+def _by_address(change: Change) -> Any:
+    return SORT_KEY(change.address)
 
 
 def _estimated(ch: Change, rec: BlockRecord | None) -> Change:
@@ -86,7 +90,10 @@ def _estimated(ch: Change, rec: BlockRecord | None) -> Change:
     may_skip = (ch.action is Action.REBUILD and ch.reason is Reason.UPSTREAM_CHANGED
                 and ch.address.kind is not Kind.API and ch.fingerprint_before != ch.fingerprint_after)
     estimate = rec.seconds if rec is not None else None
-    return replace(ch, may_skip=may_skip, estimate=estimate)
+    if not may_skip and estimate is None:
+        return ch  # what it already says: a new block, or one that never ran
+    return Change(ch.address, ch.action, ch.reason, ch.details, ch.fingerprint_before, ch.fingerprint_after,
+                  may_skip, estimate)
 
 
 def _refreshed(ch: Change, refresh: Refresh | None) -> Change:

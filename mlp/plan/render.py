@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from mlp.graph.address import Kind
+from mlp.plan.model import format_seconds
 
 _STYLE = {"create": "green", "rebuild": "yellow", "reuse": "cyan", "update": "yellow",
           "destroy": "red", "no-op": "dim"}
@@ -19,8 +20,11 @@ def text_lines(plan: Mapping[str, Any], verbose: bool = False) -> list[tuple[str
     if changes:
         out.append((f'mlp will perform these actions on app "{plan["app"]}":', "bold"))
     width = max((len(c["address"]) for c in changes), default=0) + 2
+    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    for c in changes:
+        by_kind.setdefault(c["kind"], []).append(c)
     for kind in Kind:
-        group = [c for c in changes if c["kind"] == kind.value]
+        group = by_kind.get(kind.value)
         if not group:
             continue
         out.append(("", ""))
@@ -45,8 +49,6 @@ def text_lines(plan: Mapping[str, Any], verbose: bool = False) -> list[tuple[str
 
 def _notes(c: Mapping[str, Any]) -> str:
     """What the plan cannot know yet (early cut-off), and the last run's duration."""
-    from mlp.plan.model import format_seconds
-
     notes = []
     if c.get("may_skip"):
         notes.append("may be skipped by early cut-off")

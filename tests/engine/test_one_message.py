@@ -362,13 +362,11 @@ def test_os_error_help(error: OSError, detail: str, fix: str) -> None:
 
 
 def test_an_os_error_anywhere_is_not_an_internal_error(capsys: pytest.CaptureFixture[str]) -> None:
-    import typer
-
     from mlp.cli.output import Out, handle_errors
 
-    with pytest.raises(typer.Exit) as e, handle_errors(Out(no_color=True)):
+    with pytest.raises(SystemExit) as e, handle_errors(Out(no_color=True)):
         raise PermissionError(errno.EACCES, "Permission denied", "/d/state.json")
-    assert e.value.exit_code == 1
+    assert e.value.code == 1
     err = capsys.readouterr().err
     assert err.splitlines()[:3] == ["Error: Cannot use /d/state.json", "  /d/state.json: Permission denied",
                                     "  Fix: give your user write access to /d/state.json (e.g. chmod u+rwX "

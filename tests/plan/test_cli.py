@@ -12,7 +12,9 @@ import os
 import pty
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -355,3 +357,129 @@ def test_without_chdir_the_current_folder_is_the_app(app: Path) -> None:
 def test_shell_completion_completes(words: str, cword: int, expected: str) -> None:
     res = run_mlp(env=mlp_env(_MLP_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(cword)))
     assert res.returncode == 0 and expected in res.stdout.split(), res.stdout + res.stderr
+
+
+# -- the command line without typer --------------------------------------------------------------
+#
+# `mlp.cli.spec.parse` reads the plain command lines itself, so that they run without importing
+# typer; typer reads the rest. Both must call the same command with the same values.
+
+
+def typer_call(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """What typer's app calls for `argv`: the root options, the command's name and its values."""
+    from typer.testing import CliRunner
+
+    from mlp.cli import commands
+    from mlp.cli.typer_app import app as typer_app
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(commands, "_root", lambda **kw: seen.update(root=kw))
+    for path, cmd in commands.COMMANDS.commands.items():
+        monkeypatch.setattr(commands, cmd.func.__name__,
+                            lambda _name=" ".join(path), **kw: seen.update(command=_name, kwargs=kw))
+    res = CliRunner().invoke(typer_app, argv)
+    assert res.exit_code == 0 and "command" in seen, res.output
+    return seen["root"], seen["command"], seen["kwargs"]
+
+
+def listed(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in values.items()}
+
+
+PLAIN = [
+    ["plan"], ["-C", "app", "plan"], ["--chdir", "app", "--no-color", "validate", "--json"],
+    ["--chdir=app", "plan", "--no-color", "-v", "--format", "markdown", "--target", "model.a", "--target=api.b"],
+    ["plan", "--refresh=false", "--var", "a=1", "--var=b=x=y", "--sample", "10", "--out", "p.plan"],
+    ["plan", "--sample", "-5", "--detailed-exitcode", "--replace", 'aggregate.m["k"]', "--json"],
+    ["plan", "--format", "text", "--format", "json"], ["plan", "--var", "--weird=1"], ["plan", "--sample", "-0"],
+    ["apply", "--parallelism", "123456789012345678"], ["-C", "--no-color", "plan"], ["-C", "a", "-C", "b", "fmt"],
+    ["show"], ["show", "model.m", "--json"], ["show", "--verbose", "p.plan"], ["show", "-"],
+    ["apply", "--auto-approve", "--parallelism", "3", "--refresh", "false"], ["apply", "p.plan"],
+    ["destroy", "--auto-approve", "--no-color"], ["init", "--example", "iris", "--force"], ["fmt", "--check"],
+    ["logs", "model.m", "-f"], ["output", "--json"], ["predict", "iris", "--data", '{"a": 1}'],
+    ["predict", "api.iris", "--file", "x.json"], ["builtins"], ["builtins", "normalize"],
+    ["graph", "--format", "svg", "--out", "g.svg"], ["state", "unlock", "ID"],
+]
+
+
+@pytest.mark.parametrize("argv", PLAIN, ids=[" ".join(a) for a in PLAIN])
+def test_a_plain_command_line_means_what_it_means_to_typer(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlp.cli.commands import COMMANDS
+    from mlp.cli.spec import parse, with_callbacks
+
+    call = parse(argv, COMMANDS)
+    assert call is not None and COMMANDS.root is not None, "read without typer"
+    mine = (listed(with_callbacks(COMMANDS.root, call.root)), " ".join(call.command.path),
+            listed(with_callbacks(call.command, call.kwargs)))
+    root, name, kwargs = typer_call(argv, monkeypatch)
+    assert mine == (root, name, listed(kwargs))
+
+
+LEFT_TO_TYPER = [
+    [], ["--help"], ["plan", "--help"], ["-h"], ["--no-color"], ["bogus"], ["plan", "--bogus"], ["plan", "-x"],
+    ["plan", "--json=1"], ["plan", "--out"], ["plan", "--out="], ["plan", "--sample", "abc"],
+    ["plan", "--sample", "007"], ["plan", "--sample", "1.0"], ["plan", "-vx"], ["-Capp", "plan"],
+    ["plan", "--", "x"], ["validate", "extra"], ["logs"], ["state"], ["state", "unlock"], ["state", "--help"],
+    ["--install-completion"], ["--show-completion", "bash"], ["plan", "-C", "app"], ["show", "a", "b"],
+    ["show", "-5"], ["-C", "", "plan"],
+]
+
+
+@pytest.mark.parametrize("argv", LEFT_TO_TYPER, ids=[" ".join(a) or "nothing" for a in LEFT_TO_TYPER])
+def test_any_other_command_line_is_left_to_typer(argv: list[str]) -> None:
+    from mlp.cli.commands import COMMANDS
+    from mlp.cli.spec import parse
+
+    assert parse(argv, COMMANDS) is None
+
+
+def test_the_version_is_read_without_typer_as_typer_reads_it() -> None:
+    from mlp.cli.commands import COMMANDS
+    from mlp.cli.spec import parse
+
+    for argv in (["--version"], ["-C", "x", "--version", "plan", "--bogus"], ["--no-color", "--version"]):
+        call = parse(argv, COMMANDS)
+        assert call is not None and call.root["version"] is True, argv
+    assert parse(["--version", "--bogus"], COMMANDS) is None  # typer refuses the unknown option first
+
+
+def test_the_declarations_are_what_typer_makes_of_them() -> None:
+    """Each parameter's kind, as the parser reads it, is the option typer builds from the declaration."""
+    import typer.main
+
+    from mlp.cli import spec
+    from mlp.cli.commands import COMMANDS
+    from mlp.cli.typer_app import app as typer_app
+
+    group = typer.main.get_command(typer_app)
+    assert COMMANDS.root is not None
+    declared = {(): COMMANDS.root, **COMMANDS.commands}
+    for path, cmd in declared.items():
+        click_cmd = group
+        for word in path:
+            click_cmd = click_cmd.commands[word]  # type: ignore[attr-defined]
+        params = {p.name: p for p in click_cmd.params if p.name not in ("install_completion", "show_completion")}
+        assert list(params) == [p.name for p in cmd.params], path
+        for p in cmd.params:
+            made = params[p.name]
+            annotation = made.type_descriptor.annotation
+            kind = {bool: spec.FLAG, int: spec.INT, Path: spec.PATH, str: spec.STR}.get(annotation, spec.MULTI)
+            assert (kind, made.multiple) == (p.kind, p.kind == spec.MULTI), (path, p.name)
+            if isinstance(p.spec, spec.Opt):
+                assert (set(made.opts) | set(made.secondary_opts), made.is_flag) == \
+                    (set(p.spec.decls), p.kind == spec.FLAG), (path, p.name)
+            else:
+                assert made.required == (p.spec.default is ...), (path, p.name)
+
+
+@pytest.mark.parametrize("args", [["--version"], ["-C", "nowhere", "builtins", "normalize"]])
+def test_a_plain_command_does_not_import_typer(args: list[str]) -> None:
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: sys.stderr.write('\\nimported: ' + ' '.join(sorted(\n"
+            "    m for m in ('typer', 'click', 'pydantic', 'rich') if m in sys.modules)) + '\\n'))\n"
+            f"sys.argv = ['mlp', *{args!r}]\n"
+            "from mlp.cli.main import main\n"
+            "main()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=mlp_env(), timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.rstrip().endswith("imported:"), res.stderr
