@@ -234,6 +234,26 @@ def state_push(app_dir: Path, state_file: Path, force: bool = False) -> int:
         return backend.write_state(pushed).serial
 
 
+def render(app_dir: Path, out_dir: Path) -> list[Path]:
+    """`mlp render DIR`: every manifest the app's provider would apply, written as files.
+    Only a provider with manifests (kubernetes, and the clouds on top of it) has any."""
+    checked, diags = check(app_dir)
+    if checked is None:
+        raise DiagnosticsError(diags)
+    provider = checked.app.provider
+    if provider.kind == "local":
+        raise UsageError("The local provider has no manifests to render",
+                         "It runs every job on this machine; nothing is sent to a cluster.",
+                         'Render an app whose provider is "kubernetes" (or a cloud provider).')
+    from mlp.providers import provider_for
+
+    made = provider_for(provider, checked.app)
+    write = getattr(made, "render", None)
+    if write is None:
+        raise UsageError(f'The "{provider.kind}" provider has no manifests to render', "", "")
+    return list(write(out_dir))
+
+
 def graph(app_dir: Path, fmt: str = "dot", out_file: Path | None = None) -> str | Path:
     """DOT text of the block graph; or an SVG/PNG written by Graphviz's `dot`."""
     import shutil

@@ -386,6 +386,68 @@ def state_unlock(lock_id: str = argument(..., help="The id the lock error printe
         out.line("The state is unlocked.", "green")
 
 
+@COMMANDS.command("state", "list")
+def state_list() -> None:
+    """List every block address the state records."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out):
+        for address in api.state_list(Ctx.dir):
+            out.line(address)
+
+
+@COMMANDS.command("state", "show")
+def state_show(address: str = argument(..., help="A block address, e.g. model.dnn"),
+               json_out: bool = option(False, "--json")) -> None:
+    """Show one block's record in the state."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out, json_out=json_out):
+        view = api.show_block(Ctx.dir, address)
+        if json_out:
+            out.json(view.to_json())
+            return
+        from mlp.cli.views import render_block
+
+        for text, style in render_block(view):
+            out.line(text, style)
+
+
+@COMMANDS.command("state", "pull")
+def state_pull() -> None:
+    """Print the stored state (as JSON) to standard output."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out):
+        sys.stdout.write(api.state_pull(Ctx.dir))
+
+
+@COMMANDS.command("state", "push")
+def state_push(state_file: Path = argument(..., help="A state file, as `mlp state pull` writes it."),
+               force: bool = option(False, "--force", help="Replace a newer stored state.")) -> None:
+    """Store a state file in the app's backend (under the lock)."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out):
+        serial = api.state_push(Ctx.dir, state_file, force)
+        out.line(f"The state is stored (serial {serial}).", "green")
+
+
+@COMMANDS.command("render")
+def render(out_dir: Path = argument(..., help="The folder to write the manifests to.")) -> None:
+    """Write the provider's manifests (Kubernetes objects) to files, like `helm template`."""
+    from mlp import api
+
+    out = _out()
+    with handle_errors(out):
+        written = api.render(Ctx.dir, out_dir)
+        out.line(f"Wrote {_count(len(written), 'manifest')} to {out_dir}")
+
+
 @COMMANDS.command("graph")
 def graph(fmt_: str = option("dot", "--format", help="dot, svg or png."),
           out_file: Optional[Path] = option(None, "--out")) -> None:

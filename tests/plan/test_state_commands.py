@@ -74,3 +74,35 @@ def test_state_push_of_a_file_that_is_no_state_is_one_clear_error(applied: Path,
     with pytest.raises(UsageError) as err:
         api.state_push(applied, path)
     assert err.value.summary == f"{path} {summary}"
+
+
+def test_the_state_commands_on_the_command_line(applied: Path, tmp_path: Path) -> None:
+    from .conftest import run_mlp
+
+    listed = run_mlp("-C", applied, "state", "list")
+    assert listed.returncode == 0 and listed.stdout.split() == api.state_list(applied)
+    shown = run_mlp("-C", applied, "state", "show", "model.m", "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["address"] == "model.m"
+    pulled = run_mlp("-C", applied, "state", "pull")
+    assert json.loads(pulled.stdout)["lineage"] == backend(applied).read_state().lineage
+    path = tmp_path / "pulled.json"
+    path.write_text(pulled.stdout)
+    pushed = run_mlp("-C", applied, "state", "push", path)
+    assert pushed.returncode == 0 and "The state is stored (serial" in pushed.stdout
+    missing = run_mlp("-C", applied, "state", "show", "model.n")
+    assert missing.returncode == 1 and "No block model.n in the state" in missing.stdout + missing.stderr
+
+
+def test_render_writes_the_kubernetes_manifests_and_local_has_none(applied: Path, tmp_path: Path) -> None:
+    from .conftest import run_mlp
+
+    local = run_mlp("-C", applied, "render", tmp_path / "out")
+    assert local.returncode == 1 and "The local provider has no manifests to render" in local.stdout + local.stderr
+    app = write_app(tmp_path / "k8s", {"app.hcl": 'provider "kubernetes" {\n  image = "example/mlp:1"\n}\n' + BODY,
+                                       "data/s.csv": CSV,
+                                       "backend.hcl": 'backend "s3" {\n  bucket = "b"\n  prefix = "apps/x"\n}\n'})
+    done = run_mlp("-C", app, "render", tmp_path / "manifests")
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = sorted(p.name for p in (tmp_path / "manifests").iterdir())
+    assert any("deployment" in f for f in files) is False and any("job" in f for f in files), files
+    assert done.stdout.strip() == f"Wrote {len(files)} manifests to {tmp_path / 'manifests'}"
