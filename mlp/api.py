@@ -6,7 +6,7 @@ raises an `mlp.errors.MlpError` (never a bare exception) for anything a user can
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -20,6 +20,7 @@ from mlp.state.model import State
 
 if TYPE_CHECKING:
     from mlp.engine.apply import ApplyResult
+    from mlp.providers import Preview
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,19 @@ class Planned:
     plan: Plan
     analysis: Analysis
     diagnostics: Diagnostics
+    infrastructure: Preview = field(default_factory=lambda: _no_preview())
+
+
+def _no_preview() -> Preview:
+    from mlp.providers import Preview
+
+    return Preview()
+
+
+def infrastructure_json(preview: Preview) -> dict[str, Any]:
+    """The provider's preview as the plan's JSON shows it."""
+    return {"changes": [{"address": c.address, "action": c.action, "reason": c.reason} for c in preview.changes],
+            "note": preview.note}
 
 
 def _vars(variables: Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:
@@ -80,7 +94,21 @@ def plan(app_dir: Path, *, variables: Sequence[str] | Mapping[str, str] | None =
         raise DiagnosticsError(diags)
     backend = backend_for(analysis)
     the_plan = _make_plan(analysis, backend, backend.read_state(), var_map, targets, replace, sample, refresh)
-    return Planned(the_plan, analysis, diags)
+    return Planned(the_plan, analysis, diags, _preview(analysis, the_plan))
+
+
+def _preview(analysis: Analysis, the_plan: Plan) -> Preview:
+    """What the provider would change in its infrastructure (Kubernetes objects, cloud
+    resources); what it cannot preview becomes the preview's note, not a failed plan."""
+    from mlp.errors import MlpError
+    from mlp.providers import Preview, provider_for
+
+    if analysis.app.provider.kind == "local":
+        return Preview()  # it provisions nothing
+    try:
+        return provider_for(analysis.app.provider, analysis.app).preview(the_plan)
+    except MlpError as e:
+        return Preview(note=e.summary + (f": {e.detail}" if e.detail else ""))
 
 
 def _make_plan(analysis: Analysis, backend: Backend, state: State, var_map: Mapping[str, str],

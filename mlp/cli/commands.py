@@ -135,7 +135,13 @@ def plan(out_file: Optional[Path] = option(None, "--out", help="Save the plan to
         res = api.plan(Ctx.dir, variables=var, targets=target, replace=replace, sample=sample,
                        refresh=_flag(out, "--refresh", refresh))
         out.diagnostics(res.diagnostics)
-        out.plan(res.plan.to_json(), fmt_, verbose)
+        infra = res.infrastructure
+        shown = res.plan.to_json()
+        if fmt_ == "json" and (infra.changes or infra.note):
+            shown = {**shown, "infrastructure": api.infrastructure_json(infra)}
+        out.plan(shown, fmt_, verbose)
+        if fmt_ != "json":
+            out.infrastructure(res.analysis.app.provider.kind, infra, fmt_)
         if out_file is not None:
             write_plan(res.plan, out_file)
             if fmt_ == "text":

@@ -66,6 +66,26 @@ class Out:
         else:
             self.lines(text_lines(plan_json, verbose))
 
+    def infrastructure(self, provider: str, preview: Any, fmt: str) -> None:
+        """The provider's infrastructure changes beside the blocks' (nothing for local)."""
+        if not preview.changes and not preview.note:
+            return
+        marks = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
+        if fmt == "markdown":
+            out = [f"\n**Infrastructure ({provider})**\n"]
+            if preview.changes:
+                out += ["| action | object | reason |", "|---|---|---|"]
+                out += [f"| {c.action} | `{c.address}` | {c.reason} |" for c in preview.changes]
+            if preview.note:
+                out.append(f"\n{preview.note}")
+            sys.stdout.write("\n".join(out) + "\n")
+            return
+        self.line(f"\nInfrastructure ({provider}):")
+        for c in preview.changes:
+            self.line(f"  {marks.get(c.action, c.action):>3} {c.address}" + (f"  ({c.reason})" if c.reason else ""))
+        if preview.note:
+            self.line(f"  {preview.note}")
+
     def diagnostic(self, d: Diagnostic) -> None:
         self.lines(_diagnostic_lines(d), err=True)
 

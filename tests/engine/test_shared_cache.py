@@ -110,3 +110,25 @@ def test_two_applies_against_one_s3_backend_one_fails_naming_the_holder(tmp_path
     state = open_backend(tmp_path / "elsewhere", "s3", {"bucket": BUCKET, "prefix": prefix,
                                                         "endpoint": moto_server.endpoint}).read_state()
     assert state.blocks["model.dnn"].status == "done" and store.get(LOCK) is None
+
+
+def test_plan_shows_the_providers_infrastructure_beside_the_blocks(tmp_path: Path, moto_server: Server) -> None:
+    """A kubernetes app's plan has an infrastructure section; with no reachable cluster it
+    says why instead of failing, and the blocks are planned all the same."""
+    app = _clone(tmp_path / "k8s" / "iris", moto_server, f"teams/{uuid.uuid4().hex[:8]}/iris")
+    hcl = app / "app.hcl"
+    text = hcl.read_text()
+    start = text.index('provider "local"')
+    end = text.index("}", start) + 1
+    hcl.write_text(text[:start] + 'provider "kubernetes" {\n  kubeconfig = "missing-kubeconfig"\n'
+                   '  image      = "example/mlp-runtime:1"\n}' + text[end:])
+    proc = subprocess.run([sys.executable, "-m", "mlp", "-C", str(app), "plan", "--no-color"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MLP_IN_AUTOMATION": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "17 to create" in proc.stdout or "to create" in proc.stdout
+    section = proc.stdout[proc.stdout.index("Infrastructure (kubernetes):"):]
+    assert "missing-kubeconfig" in section, section
+    as_json = subprocess.run([sys.executable, "-m", "mlp", "-C", str(app), "plan", "--json"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "MLP_IN_AUTOMATION": "1"})
+    assert "missing-kubeconfig" in json.loads(as_json.stdout)["infrastructure"]["note"]
