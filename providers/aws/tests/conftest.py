@@ -1,0 +1,86 @@
+"""Fixtures of the aws provider's tests: `.venv/bin/pytest providers/aws/tests`.
+
+- `iris`: examples/iris under `provider "aws"` with an s3 backend; `iris_gpu`: the same,
+  its model asking for a GPU;
+- `loaded`: an app folder loaded into mlp's `App`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("mlp_cloud.contract", "mlp_cloud.mocks")
+
+from mlp.config.blocks import App  # noqa: E402
+from mlp.config.loader import load_app  # noqa: E402
+from mlp_cloud.testing import iris_app  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[3]
+PROVIDER = '''provider "aws" {
+  region = "eu-west-1"
+  cluster {
+    node_type = "m5.2xlarge"
+    max_nodes = 4
+  }
+}'''
+BACKEND = '''backend "s3" {
+  bucket = "mlp-state"
+  prefix = "apps/iris"
+  region = "eu-west-1"
+}'''
+
+
+@pytest.fixture
+def iris(tmp_path: Path) -> Path:
+    return iris_app(tmp_path / "iris", REPO, PROVIDER, BACKEND)
+
+
+@pytest.fixture
+def iris_gpu(tmp_path: Path) -> Path:
+    return iris_app(tmp_path / "gpu" / "iris", REPO, PROVIDER, BACKEND, gpu=1)
+
+
+@pytest.fixture(scope="module")
+def iris_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`iris` made once for a module whose tests only read it."""
+    return iris_app(tmp_path_factory.mktemp("once") / "iris", REPO, PROVIDER, BACKEND)
+
+
+@pytest.fixture(scope="module")
+def loaded() -> Callable[[Path], App]:
+    def load(app_dir: Path) -> App:
+        app, diags = load_app(app_dir)
+        assert app is not None and not diags.has_errors(), diags.items
+        return app
+
+    return load
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pulumi_aws's own deprecated aliases warn when its modules are imported
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_aws")
+
+
+OUTPUTS = {
+    "cluster": "mlp-iris", "context": "mlp-iris", "kubeconfig": '{"kind": "Config"}\n', "bucket": "iris-data-0a1b2c3",
+    "registry": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris", "namespace": "default",
+    "identity": "arn:aws:iam::123456789012:role/iris-workload-1a2b3c",
+    "identity_annotation": "eks.amazonaws.com/role-arn"}
+
+
+@pytest.fixture
+def cloud(iris: Path):  # type: ignore[no-untyped-def]
+    from mlp_aws.provider import AwsProvider
+    from mlp_cloud.contract import CloudCase
+    from mlp_cloud.stack import StackRef
+
+    return CloudCase(
+        AwsProvider, iris, StackRef("iris-aws", "s3://mlp-state/apps/iris/pulumi?region=eu-west-1",
+                                    {"aws:region": "eu-west-1"}),
+        "aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup", "aws:s3/bucket:Bucket", OUTPUTS,
+        bad={'{"region": "Ireland"}': '"Ireland" is not an AWS region',
+             '{"cluster": {"node_type": "big", "max_nodes": 2, "gpu_node_type": "g4dn.xlarge"}}':
+                 'cluster.node_type "big" is not a valid aws machine type'})

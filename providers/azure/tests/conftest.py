@@ -1,0 +1,86 @@
+"""Fixtures of the azure provider's tests: `.venv/bin/pytest providers/azure/tests`.
+
+- `iris`: examples/iris under `provider "azure"` with an azurerm backend; `iris_gpu`: the same,
+  its model asking for a GPU;
+- `loaded`: an app folder loaded into mlp's `App`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("mlp_cloud.contract", "mlp_cloud.mocks")
+
+from mlp.config.blocks import App  # noqa: E402
+from mlp.config.loader import load_app  # noqa: E402
+from mlp_cloud.testing import iris_app  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[3]
+PROVIDER = '''provider "azure" {
+  location = "westeurope"
+  cluster {
+    node_type = "Standard_D8s_v3"
+    max_nodes = 6
+  }
+}'''
+BACKEND = '''backend "azurerm" {
+  account   = "mlpstate"
+  container = "state"
+  prefix    = "apps/iris"
+}'''
+
+
+@pytest.fixture
+def iris(tmp_path: Path) -> Path:
+    return iris_app(tmp_path / "iris", REPO, PROVIDER, BACKEND)
+
+
+@pytest.fixture
+def iris_gpu(tmp_path: Path) -> Path:
+    return iris_app(tmp_path / "gpu" / "iris", REPO, PROVIDER, BACKEND, gpu=1)
+
+
+@pytest.fixture(scope="module")
+def iris_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`iris` made once for a module whose tests only read it."""
+    return iris_app(tmp_path_factory.mktemp("once") / "iris", REPO, PROVIDER, BACKEND)
+
+
+@pytest.fixture(scope="module")
+def loaded() -> Callable[[Path], App]:
+    def load(app_dir: Path) -> App:
+        app, diags = load_app(app_dir)
+        assert app is not None and not diags.has_errors(), diags.items
+        return app
+
+    return load
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pulumi_azure_native's own deprecated aliases warn when its modules are imported
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_azure_native")
+
+
+OUTPUTS = {
+    "cluster": "iris-aks5f3e2a1", "context": "iris-aks5f3e2a1", "kubeconfig": '{"kind": "Config"}\n',
+    "bucket": "mlp@irisdata1a2b3c4d", "registry": "irisacr9f8e7d6c.azurecr.io", "namespace": "default",
+    "identity": "00000000-0000-0000-0000-00000000c1d2", "identity_annotation": "azure.workload.identity/client-id"}
+
+
+@pytest.fixture
+def cloud(iris: Path):  # type: ignore[no-untyped-def]
+    from mlp_azure.provider import AzureProvider
+    from mlp_cloud.contract import CloudCase
+    from mlp_cloud.stack import StackRef
+
+    return CloudCase(
+        AzureProvider, iris, StackRef("iris-azure", "azblob://state/apps/iris/pulumi?storage_account=mlpstate",
+                                      {"azure-native:location": "westeurope"}),
+        "azure-native:containerservice:ManagedCluster", "azure-native:containerservice:AgentPool",
+        "azure-native:storage:BlobContainer", OUTPUTS,
+        bad={'{"location": "West Europe"}': '"West Europe" is not an Azure location',
+             '{"cluster": {"node_type": "D4s_v3", "max_nodes": 2, "gpu_node_type": "Standard_NC4as_T4_v3"}}':
+                 'cluster.node_type "D4s_v3" is not a valid azure machine type'})

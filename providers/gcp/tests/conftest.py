@@ -1,0 +1,87 @@
+"""Fixtures of the gcp provider's tests: `.venv/bin/pytest providers/gcp/tests`.
+
+- `iris`: examples/iris under `provider "gcp"` with a gcs backend; `iris_gpu`: the same,
+  its model asking for a GPU;
+- `loaded`: an app folder loaded into mlp's `App`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("mlp_cloud.contract", "mlp_cloud.mocks")
+
+from mlp.config.blocks import App  # noqa: E402
+from mlp.config.loader import load_app  # noqa: E402
+from mlp_cloud.testing import iris_app  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[3]
+PROVIDER = '''provider "gcp" {
+  project = "ml-platform-123"
+  region  = "europe-west1"
+  cluster {
+    node_type = "e2-standard-8"
+    max_nodes = 3
+  }
+}'''
+BACKEND = '''backend "gcs" {
+  bucket = "mlp-state"
+  prefix = "apps/iris"
+}'''
+
+
+@pytest.fixture
+def iris(tmp_path: Path) -> Path:
+    return iris_app(tmp_path / "iris", REPO, PROVIDER, BACKEND)
+
+
+@pytest.fixture
+def iris_gpu(tmp_path: Path) -> Path:
+    return iris_app(tmp_path / "gpu" / "iris", REPO, PROVIDER, BACKEND, gpu=1)
+
+
+@pytest.fixture(scope="module")
+def iris_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`iris` made once for a module whose tests only read it."""
+    return iris_app(tmp_path_factory.mktemp("once") / "iris", REPO, PROVIDER, BACKEND)
+
+
+@pytest.fixture(scope="module")
+def loaded() -> Callable[[Path], App]:
+    def load(app_dir: Path) -> App:
+        app, diags = load_app(app_dir)
+        assert app is not None and not diags.has_errors(), diags.items
+        return app
+
+    return load
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pulumi_gcp's own deprecated aliases warn when its modules are imported
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_gcp")
+
+
+OUTPUTS = {
+    "cluster": "mlp-iris", "context": "mlp-iris", "kubeconfig": '{"kind": "Config"}\n', "bucket": "iris-data-5d6e7f8",
+    "registry": "europe-west1-docker.pkg.dev/ml-platform-123/iris-mlp", "namespace": "default",
+    "identity": "iris-workload@ml-platform-123.iam.gserviceaccount.com",
+    "identity_annotation": "iam.gke.io/gcp-service-account"}
+
+
+@pytest.fixture
+def cloud(iris: Path):  # type: ignore[no-untyped-def]
+    from mlp_cloud.contract import CloudCase
+    from mlp_cloud.stack import StackRef
+    from mlp_gcp.provider import GcpProvider
+
+    return CloudCase(
+        GcpProvider, iris, StackRef("iris-gcp", "gs://mlp-state/apps/iris/pulumi",
+                                    {"gcp:project": "ml-platform-123", "gcp:region": "europe-west1"}),
+        "gcp:container/cluster:Cluster", "gcp:container/nodePool:NodePool", "gcp:storage/bucket:Bucket", OUTPUTS,
+        bad={'{"region": "europe-west1-b"}': '"europe-west1-b" is not a Google Cloud region',
+             '{"project": "My Project"}': '"My Project" is not a Google Cloud project id',
+             '{"cluster": {"node_type": "e2-standard-4", "max_nodes": 2, "gpu_node_type": "t4"}}':
+                 'cluster.gpu_node_type "t4" is not a valid gcp machine type'})
