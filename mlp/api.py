@@ -19,6 +19,7 @@ from mlp.state.backend import Backend, artifact_key
 from mlp.state.model import State
 
 if TYPE_CHECKING:
+    from mlp.config.blocks import App
     from mlp.engine.apply import ApplyResult
     from mlp.providers import Preview
 
@@ -387,12 +388,13 @@ class _StateHome:
 
     backend: Backend
     warning: str = ""
+    app: App | None = None  # None: the app's files do not validate
 
 
 def _state_home(app_dir: Path) -> _StateHome:
     checked, diags = check(app_dir)
     if checked is not None:
-        return _StateHome(backend_for(checked))
+        return _StateHome(backend_for(checked), app=checked.app)
     from mlp.config.loader import parse_app
     from mlp.diagnostics import Diagnostics, format_diagnostic
 
@@ -431,10 +433,13 @@ def destroy(app_dir: Path, confirm: Callable[[tuple[str, ...]], bool] | None = N
         if confirm is not None and blocks and not confirm(blocks):
             raise UsageError("Destroy cancelled", "Nothing was changed.")
         apis = sorted({a for a in blocks if a.startswith("api.")} | {k for k in state.outputs if k.startswith("api.")})
-        stopped = tuple(a for a in apis if stop_api(backend, a, state.provider or "local"))
         from mlp.providers import provider_for
 
-        provider_for(state.provider or "local").teardown()  # what the provider provisioned goes last
+        provider = (provider_for(home.app.provider, home.app) if home.app is not None
+                    and home.app.provider.kind == (state.provider or home.app.provider.kind)
+                    else provider_for(state.provider or "local"))
+        stopped = tuple(a for a in apis if stop_api(backend, a, provider))
+        provider.teardown()  # what the provider provisioned goes last
         for a in blocks:
             backend.remove_block(a)
         for key in list(backend.read_state().outputs):

@@ -112,7 +112,7 @@ def _destroy_removed(ctx: RunContext, plan: Plan) -> tuple[str, ...]:
         if c.action is not Action.DESTROY:
             continue
         if c.address.kind is Kind.API:
-            stop_api(ctx.backend, str(c.address))
+            stop_api(ctx.backend, str(c.address), ctx.provider)
         ctx.backend.remove_block(str(c.address))
         ctx.hooks.block(BlockEvent(str(c.address), Status.DONE, info="destroyed"))
         out.append(str(c.address))

@@ -84,8 +84,7 @@ def _job(ctx: RunContext, model_addr: Address, old_bundle: Path, new_bundle: Pat
     source = ctx.current(sources[0]) if sources else None
     if source is None or source.artifact is None:
         raise ApplyError(f"{model_addr}: its source has not been built", "", "Run `mlp apply` again.")
-    return GateJob(file_uri(old_bundle), file_uri(new_bundle),
-                   file_uri(dataset(ctx, list(model.features) + [model.target], model_addr)),
+    return GateJob(file_uri(old_bundle), file_uri(new_bundle), dataset(ctx, list(model.features) + [model.target]),
                    file_uri(ctx.store.local_path(source.artifact) / "table"),
                    model.target.name, float(training["split"]), int(training["seed"]),
                    model.type == "classification")

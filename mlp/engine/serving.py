@@ -117,9 +117,11 @@ def _reload_asked(ctx: RunContext, addr: Address, model: Address) -> bool:
     return mine is not None and mine.reason is Reason.REPLACE_REQUESTED and str(model) in ctx.records
 
 
-def stop_api(backend: Backend, address: str, provider_kind: str = "local") -> bool:
-    """Stop an api's server if it runs and forget its endpoint; True when one was stopped."""
+def stop_api(backend: Backend, address: str, provider: Provider | str = "local") -> bool:
+    """Stop an api's server if it runs and forget its endpoint; True when one was stopped.
+    `provider` is the app's provider, or the kind the state records when the app is gone."""
     endpoint = Endpoint.from_json(backend.read_state().outputs.get(address))
-    stopped = provider_for(provider_kind).stop_api(endpoint, str(backend.logs().path(address)))
+    made = provider_for(provider) if isinstance(provider, str) else provider
+    stopped = made.stop_api(endpoint, str(backend.logs().path(address)))
     backend.set_output(address, None)
     return stopped

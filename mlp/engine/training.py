@@ -2,15 +2,14 @@
 
 TensorFlow is never imported here: the engine builds a `runtime.jobs.TrainJob` and the
 provider runs it (the local one as `python -m runtime.train SPEC`, streaming its progress to
-the model's log and the hooks). The training table is
-read straight from the stored Parquet when one table holds every column; otherwise the
-columns are joined on `__row` in Spark once and stored, so a hyperparameter change never
-touches Spark again.
+the model's log and the hooks). The job names the stored tables that hold the model's
+columns (`runtime.jobs.TableRef`), and the job joins them on `__row` where it runs
+(`runtime.tables`): the engine never starts Spark for a model, and nothing is stored but the
+tables the data units wrote.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -23,10 +22,9 @@ from mlp.engine.units import Unit
 from mlp.errors import ApplyError
 from mlp.graph.address import Address
 from mlp.plan.model import Action
-from mlp.state.backend import artifact_key
 
 if TYPE_CHECKING:
-    from runtime.jobs import Column, TrainJob
+    from runtime.jobs import Column, TableRef, TrainJob
 
 ROW = "__row"
 
@@ -71,28 +69,16 @@ def _table_of(ctx: RunContext, col: Address) -> str:
     return str(ctx.meta(col)["table"])
 
 
-def dataset(ctx: RunContext, cols: list[Address], log_to: Address) -> Path:
-    """A Parquet folder holding every column (and __row)."""
-    tables = sorted({_table_of(ctx, c) for c in cols})
-    if len(tables) == 1:
-        return ctx.store.local_path(tables[0]) / "table"
-    key = artifact_key(hashlib.sha256(("dataset:" + ",".join(sorted(ctx.fp(c) for c in cols))).encode()).hexdigest())
-    if not ctx.store.has(key):
-        spark = ctx.provider.data_session(str(ctx.backend.logs().path("spark")))
-        ctx.log(log_to, f"joining {len(cols)} columns from {len(tables)} tables (Spark)")
-        by_table: dict[str, list[str]] = {}
-        for c in cols:
-            by_table.setdefault(_table_of(ctx, c), []).append(c.name)
-        df = None
-        for t, names in sorted(by_table.items()):
-            part = spark.read.parquet(str(ctx.store.local_path(t) / "table")).select(ROW, *names)
-            df = part if df is None else df.join(part, on=ROW, how="inner")
-        tmp = ctx.store.temp_dir(key)
-        assert df is not None
-        df.write.parquet(str(tmp / "table"))
-        write_meta(tmp, {"columns": [c.name for c in cols]})
-        ctx.store.commit(key, tmp)
-    return ctx.store.local_path(key) / "table"
+def dataset(ctx: RunContext, cols: list[Address]) -> tuple[TableRef, ...]:
+    """The stored tables holding the columns, each with the columns taken from it (in the
+    order given), sorted by artifact key: the job joins them on `__row` (`runtime.tables`)."""
+    from runtime.jobs import TableRef, file_uri
+
+    by_table: dict[str, list[str]] = {}
+    for c in cols:
+        by_table.setdefault(_table_of(ctx, c), []).append(c.name)
+    return tuple(TableRef(file_uri(ctx.store.local_path(key) / "table"), tuple(names))
+                 for key, names in sorted(by_table.items()))
 
 
 def _categories(ctx: RunContext, col: Address) -> int | None:
@@ -122,7 +108,7 @@ def column_spec(ctx: RunContext, col: Address) -> Column:
     return Column(col.name, info.type, info.categorical, _categories(ctx, col) if info.categorical else None)
 
 
-def train_job(ctx: RunContext, addr: Address, data: Path, out_dir: Path) -> TrainJob:
+def train_job(ctx: RunContext, addr: Address, data: tuple[TableRef, ...], out_dir: Path) -> TrainJob:
     """The model's training as data: what the provider runs, here or on a cluster."""
     from runtime.jobs import Training, TrainJob, file_uri
 
@@ -135,7 +121,7 @@ def train_job(ctx: RunContext, addr: Address, data: Path, out_dir: Path) -> Trai
         estimator=None if cfg.custom else cfg.estimator, custom_path=custom,
         features=tuple(column_spec(ctx, f) for f in cfg.features), target=column_spec(ctx, cfg.target),
         hparams=dict(settings["hparams"]), training=Training.from_json(dict(settings["training"])),
-        balance=cfg.balance, data=file_uri(data), out_dir=file_uri(out_dir),
+        balance=cfg.balance, data=data, out_dir=file_uri(out_dir),
         tensorboard_dir=file_uri(tensorboard_dir(ctx, addr)),
         # features a normalize or min_max_scale made: the guardrails never say to normalize them
         scaled_features=tuple(sorted(f.name for f in cfg.features
@@ -147,7 +133,7 @@ def _train(ctx: RunContext, addr: Address) -> None:
     assert isinstance(cfg, B.Model) and cfg.target is not None
     start = time.monotonic()
     ctx.hooks.block(BlockEvent(str(addr), Status.RUNNING))
-    data = dataset(ctx, list(cfg.features) + [cfg.target], addr)
+    data = dataset(ctx, list(cfg.features) + [cfg.target])
     key = ctx.key(addr)
     tmp = ctx.store.temp_dir(key)
     result = ctx.provider.train(train_job(ctx, addr, data, tmp), ctx.job_log(addr))
@@ -198,13 +184,13 @@ def _model_column(ctx: RunContext, addr: Address) -> None:
     model_rec = ctx.current(cfg.model)
     if model_rec is None or model_rec.artifact is None:
         raise ApplyError(f"{addr}: model {cfg.model} has not been built")
-    data = dataset(ctx, list(model.features), addr)
+    data = dataset(ctx, list(model.features))
     key = ctx.key(addr)
     tmp = ctx.store.temp_dir(key)
     bundle = ctx.store.local_path(model_rec.artifact)
     from runtime.jobs import PredictJob
 
-    ctx.provider.predict(PredictJob(str(bundle), str(data), addr.name, str(tmp / "full")), ctx.job_log(addr))
+    ctx.provider.predict(PredictJob(str(bundle), data, addr.name, str(tmp / "full")), ctx.job_log(addr))
     _keep_columns(tmp / "full", tmp / "table", [ROW, addr.name])
     shutil.rmtree(tmp / "full", ignore_errors=True)
     commit_meta_dir: dict[str, Any] = {"metrics": {"model": str(cfg.model)}, "digest": None, "table": key, "column": addr.name}
