@@ -11,9 +11,10 @@ values, and calls its SavedModel's signature. So the comparison holds even when 
 models use different features. The main metric is accuracy (classification) or R²
 (regression).
 
-SPEC: a `runtime.jobs.GateJob`: the two bundles, "dataset" (the new model's training table,
-with __row), "source_table" (raw columns and __row), "target" (its column in the dataset),
-"split", "seed", "type", "max_rows". Locations are file:// URIs or local paths.
+SPEC: a `runtime.jobs.GateJob`: the two bundles, "dataset" (the new model's training
+tables, joined on __row here as the trainer joins them: `runtime.tables`), "source_table"
+(raw columns and __row), "target" (its column in the dataset), "split", "seed", "type",
+"max_rows". Locations are file:// URIs or local paths.
 """
 
 from __future__ import annotations
@@ -39,13 +40,21 @@ GateResult = GateScore
 
 def eval_rows(spec: GateSpec) -> tuple[np.ndarray, np.ndarray]:
     """The `__row` ids and target values of the evaluation split, in the trainer's order
-    (its `ParquetSource`, its `uniform`; rows without a target are in neither split)."""
+    (the same join of its tables, its `ParquetSource`, its `uniform`; rows without a target
+    are in neither split)."""
+    from runtime.tables import joined
+
+    with joined(spec.dataset) as data:
+        return _held_out(spec, data)
+
+
+def _held_out(spec: GateSpec, data: Path) -> tuple[np.ndarray, np.ndarray]:
     from runtime.tfdata import ParquetSource, uniform
 
     ids: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     kept = 0
-    for pos, batch in ParquetSource(str(local_path(spec.dataset))).chunks([ROW, spec.target]):
+    for pos, batch in ParquetSource(str(data)).chunks([ROW, spec.target]):
         y = batch.column(spec.target)
         held_out = (uniform(pos, batch.num_rows, spec.seed) >= spec.split) & \
             ~np.asarray(y.is_null().to_numpy(zero_copy_only=False))

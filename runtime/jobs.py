@@ -10,11 +10,15 @@ The engine builds these dataclasses and writes `to_json()`; the runtime reads th
 `from_json`, which checks every field's shape (a job file is data: nothing in it runs).
 Artifact locations are URIs: `file:///abs/path` for the local provider, which also accepts
 a bare path; `s3://`, `gs://` and `abfs://` are for jobs that run where the bucket is.
+A job's data is a tuple of `TableRef`s, the stored tables that hold its columns: the job
+joins them on `__row` where it runs (`runtime.tables`), so the engine never starts Spark for
+a model.
 This module imports nothing heavy, so the engine can build jobs without TensorFlow.
 """
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,6 +102,39 @@ class Column:
 
 
 @dataclass(frozen=True)
+class TableRef:
+    """A stored Parquet table (a folder's URI) and the columns a job takes from it; `__row`
+    is always taken too. No `columns` means all of them: the form of a job file that names
+    its data by one folder (`"data": "URI"`), read as one table."""
+
+    uri: str
+    columns: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uri": self.uri, "columns": list(self.columns)}
+
+    @classmethod
+    def from_json(cls, d: Any) -> TableRef:
+        if not isinstance(d, Mapping) or set(d) != {"uri", "columns"} or not isinstance(d["uri"], str) \
+                or not isinstance(d["columns"], list) or not all(isinstance(c, str) for c in d["columns"]):
+            raise ValueError(f"a table is an object with a uri and a list of column names, not {str(d)[:200]}")
+        return cls(d["uri"], tuple(d["columns"]))
+
+
+def tables_to_json(tables: tuple[TableRef, ...]) -> list[dict[str, Any]]:
+    return [t.to_json() for t in tables]
+
+
+def tables_from_json(x: Any) -> tuple[TableRef, ...]:
+    """A job's tables: a list of `TableRef`s, or one folder's URI (every column of it)."""
+    if isinstance(x, str):
+        return (TableRef(x, ()),)
+    if not isinstance(x, list) or not x:
+        raise ValueError(f"a job's data is a non-empty list of tables, not {str(x)[:200]}")
+    return tuple(TableRef.from_json(t) for t in x)
+
+
+@dataclass(frozen=True)
 class Training:
     epochs: int
     batch_size: int
@@ -125,9 +162,10 @@ class Training:
 
 @dataclass(frozen=True)
 class TrainJob:
-    """Train one model on one Parquet table and export it to `out_dir`.
+    """Train one model on its tables, joined on `__row`, and export it to `out_dir`.
 
-    `data`, `out_dir`, `tensorboard_dir` and `custom_path` are URIs (or bare local paths).
+    `out_dir`, `tensorboard_dir`, `custom_path` and the tables' `uri`s are URIs (or bare local
+    paths).
     """
 
     model: str
@@ -140,7 +178,7 @@ class TrainJob:
     hparams: Mapping[str, Any]
     training: Training
     balance: str
-    data: str
+    data: tuple[TableRef, ...]
     out_dir: str
     tensorboard_dir: str | None = None  # where the epochs' scalars go as TensorBoard events
     scaled_features: tuple[str, ...] = ()  # made by normalize/min_max_scale: never told to normalize
@@ -151,7 +189,7 @@ class TrainJob:
                 "estimator": self.estimator, "custom_path": self.custom_path,
                 "features": [f.to_json() for f in self.features], "target": self.target.to_json(),
                 "hparams": dict(self.hparams), "training": self.training.to_json(), "balance": self.balance,
-                "data": self.data, "out_dir": self.out_dir, "tensorboard_dir": self.tensorboard_dir,
+                "data": tables_to_json(self.data), "out_dir": self.out_dir, "tensorboard_dir": self.tensorboard_dir,
                 "scaled_features": list(self.scaled_features)}
 
     @classmethod
@@ -165,7 +203,7 @@ class TrainJob:
                        d["type"] == "classification", _opt_str(d.get("estimator")),
                        _opt_str(d.get("custom_path")), feats, Column.from_json(d["target"]),
                        dict(d.get("hparams") or {}), Training.from_json(d.get("training") or {}),
-                       str(d.get("balance") or "none"), str(d["data"]), str(d["out_dir"]),
+                       str(d.get("balance") or "none"), tables_from_json(d["data"]), str(d["out_dir"]),
                        _opt_str(d.get("tensorboard_dir")),
                        tuple(str(f) for f in d.get("scaled_features") or ()))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -175,15 +213,27 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class PredictJob:
-    """Add a column of a trained model's predictions to a table (a model's column)."""
+    """Add a column of a trained model's predictions to a table (a model's column): the
+    model's feature tables, joined on `__row`, written to `out_dir` with the column added.
+
+    Run as `python -m runtime.train --predict BUNDLE DATA COLUMN OUT_DIR`, DATA the tables as
+    JSON (`tables_to_json`) or one folder."""
 
     model_bundle: str
-    data: str
+    data: tuple[TableRef, ...]
     column: str
     out_dir: str
 
     def argv(self) -> list[str]:
-        return ["--predict", self.model_bundle, self.data, self.column, self.out_dir]
+        return ["--predict", self.model_bundle, json.dumps(tables_to_json(self.data)), self.column, self.out_dir]
+
+    @classmethod
+    def from_argv(cls, args: list[str]) -> PredictJob:
+        """The job of `argv()`; DATA may also be one folder (a path or URI, every column)."""
+        if len(args) != 5 or args[0] != "--predict":
+            raise ValueError("usage: --predict MODEL_DIR IN_DATA OUT_COLUMN OUT_DATA")
+        data = args[2]
+        return cls(args[1], tables_from_json(json.loads(data) if data.startswith("[") else data), args[3], args[4])
 
 
 @dataclass(frozen=True)
@@ -218,7 +268,7 @@ class GateJob:
 
     old_bundle: str
     new_bundle: str
-    dataset: str
+    dataset: tuple[TableRef, ...]  # the new model's training tables: its split is of their join
     source_table: str
     target: str
     split: float
@@ -228,7 +278,7 @@ class GateJob:
 
     def to_json(self) -> dict[str, Any]:
         return {"job": "gate", "version": JOB_VERSION, "old_bundle": self.old_bundle,
-                "new_bundle": self.new_bundle, "dataset": self.dataset, "source_table": self.source_table,
+                "new_bundle": self.new_bundle, "dataset": tables_to_json(self.dataset), "source_table": self.source_table,
                 "target": self.target, "split": self.split, "seed": self.seed,
                 "type": "classification" if self.classification else "regression", "max_rows": self.max_rows}
 
@@ -237,7 +287,7 @@ class GateJob:
         if not isinstance(d, Mapping):
             raise ValueError("a gate job is a JSON object")
         _check_version(d)
-        return cls(str(d["old_bundle"]), str(d["new_bundle"]), str(d["dataset"]), str(d["source_table"]),
+        return cls(str(d["old_bundle"]), str(d["new_bundle"]), tables_from_json(d["dataset"]), str(d["source_table"]),
                    str(d["target"]), float(d["split"]), int(d["seed"]), d["type"] == "classification",
                    int(d.get("max_rows", 20_000)))
 

@@ -3,6 +3,9 @@
     python -m runtime.train SPEC_JSON_PATH
     python -m runtime.train --predict MODEL_DIR IN_DATA OUT_COLUMN OUT_DATA
 
+The spec's data is the model's tables (`runtime.jobs.TableRef`), joined on `__row` where the
+trainer runs (`runtime.tables`); IN_DATA is the same as JSON, or one Parquet folder.
+
 Training reads the spec (see `TrainSpec.from_json`), streams the Parquet data through
 tf.data (`runtime.tfdata`), fits a built-in or custom Keras model (`runtime.estimators`)
 with Adam, early stopping on the evaluation loss (best weights restored), and writes to
@@ -34,6 +37,7 @@ import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,8 @@ import numpy as np
 from mlp.coltypes import ColumnType
 from mlp.errors import MlpError
 from runtime import guardrails, packing, tfdata
-from runtime.jobs import Column, TrainError, TrainJob, local_path
+from runtime.jobs import Column, PredictJob, TableRef, TrainError, TrainJob, local_path
+from runtime.tables import joined
 
 Emit = Callable[[dict[str, Any]], None]
 PREDICT_BATCH = 8192  # rows per model call when evaluating and predicting
@@ -57,8 +62,26 @@ TrainSpec = TrainJob
 
 
 def run(spec: TrainSpec, emit: Emit) -> dict[str, Any]:
-    """Train, evaluate and export one model; returns what result.json holds."""
-    reader = _reader(spec)
+    """Train, evaluate and export one model; returns what result.json holds. Its tables are
+    joined in a folder inside `out_dir` for as long as it trains (`runtime.tables`)."""
+    with ExitStack() as stack:
+        return _run(spec, _tables(stack, spec.model, spec.data, local_path(spec.out_dir)), emit)
+
+
+def _tables(stack: ExitStack, model: str, tables: tuple[TableRef, ...], scratch: Path) -> Path:
+    """The job's tables as one local folder, kept until `stack` closes; a problem with them
+    names the model."""
+    try:
+        data = stack.enter_context(joined(tables, scratch))
+    except TrainError as e:
+        raise TrainError(f"{model}: {e.message}", e.hint) from None
+    if len(tables) > 1:
+        print(f"data: {len(tables)} tables joined on __row", file=sys.stderr, flush=True)
+    return data
+
+
+def _run(spec: TrainSpec, data: Path, emit: Emit) -> dict[str, Any]:
+    reader = _reader(spec, data)
     profile = reader.profile()
     _check_rows(spec, profile)
     reader = _completed(reader, spec, profile)
@@ -96,7 +119,7 @@ def run(spec: TrainSpec, emit: Emit) -> dict[str, Any]:
     return result
 
 
-def _reader(spec: TrainSpec) -> tfdata.Reader:
+def _reader(spec: TrainSpec, data: Path) -> tfdata.Reader:
     for f in spec.features:
         if f.type not in SUPPORTED:
             raise TrainError(f"{spec.model}: feature {f.name!r} is {f.type.value}, which a "
@@ -104,9 +127,9 @@ def _reader(spec: TrainSpec) -> tfdata.Reader:
     if not spec.features:
         raise TrainError(f"{spec.model} has no features")
     try:
-        source = tfdata.ParquetSource(str(local_path(spec.data)))
+        source = tfdata.ParquetSource(str(data))
     except (OSError, ValueError) as e:
-        raise TrainError(f"{spec.model}: cannot read the training data at {spec.data}: {e}"
+        raise TrainError(f"{spec.model}: cannot read the training data at {data}: {e}"
                          ) from None
     reader = tfdata.Reader(source, spec.features, spec.target, spec.classification,
                            spec.training.split, spec.training.seed, spec.balance)
@@ -413,22 +436,28 @@ class PredictionColumn:
                 "categories": self.categories, "rows": self.rows}
 
 
-def predict_parquet(bundle_or_model_dir: str | Path, in_data: str | Path, out_column: str,
-                    out_data: str | Path) -> PredictionColumn:
-    """Copy `in_data` to `out_data` (one Parquet file, same row order) plus `out_column`:
-    the model's predicted class index (categorical INT) or value (FLOAT)."""
+def predict_parquet(bundle_or_model_dir: str | Path, in_data: str | Path | tuple[TableRef, ...],
+                    out_column: str, out_data: str | Path) -> PredictionColumn:
+    """Copy `in_data` (a Parquet folder, or tables joined on `__row`) to `out_data` (one
+    Parquet file, same row order) plus `out_column`: the model's predicted class index
+    (categorical INT) or value (FLOAT). Locations are paths or file:// URIs."""
+    tables = (TableRef(str(in_data), ()),) if isinstance(in_data, (str, Path)) else in_data
+    out = local_path(str(out_data))
+    out.mkdir(parents=True, exist_ok=True)
+    with joined(tables, out) as data:
+        return _predict(local_path(str(bundle_or_model_dir)), data, out_column, out)
+
+
+def _predict(model_dir: Path, data: Path, out_column: str, out: Path) -> PredictionColumn:
     import pyarrow as pa
     import pyarrow.parquet as pq
     import tensorflow as tf
 
-    model_dir = Path(bundle_or_model_dir)
     sig = tf.saved_model.load(str(model_dir / "saved_model")).signatures["serving_default"]
     inputs = _signature_columns(sig)
     classification = "probabilities" in sig.structured_outputs
     categories = _label_count(model_dir) if classification else None
-    source = tfdata.ParquetSource(str(in_data))
-    out = Path(out_data)
-    out.mkdir(parents=True, exist_ok=True)
+    source = tfdata.ParquetSource(str(data))
     rows, writer = 0, None
     for _, batch in source.chunks(source.column_names):
         feed = {c.name: tf.constant(tfdata.feature_array(c, batch.column(c.name)))
@@ -469,6 +498,14 @@ def _label_count(model_dir: Path) -> int | None:
             labels = json.loads((model_dir / meta).read_text()).get("labels")
             return len(labels) if labels is not None else None
     return None
+
+
+def _predict_job(args: list[str]) -> PredictJob:
+    try:
+        return PredictJob.from_argv(args)
+    except ValueError as e:
+        raise TrainError(f"the prediction job is invalid: {e}",
+                         "IN_DATA is a Parquet folder or the job's tables as JSON") from None
 
 
 def _finite(obj: Any) -> Any:
@@ -544,12 +581,13 @@ def _main(argv: list[str] | None = None) -> int:
 
     try:
         if args[:1] == ["--predict"] and len(args) == 5:
-            emit({"event": "done", **predict_parquet(*args[1:5]).to_json()})
+            job = _predict_job(args)
+            emit({"event": "done", **predict_parquet(job.model_bundle, job.data, job.column, job.out_dir).to_json()})
         elif len(args) == 1 and not args[0].startswith("-"):
             run(TrainSpec.from_json(json.loads(Path(args[0]).read_text())), emit)
         else:
             raise TrainError("usage: python -m runtime.train SPEC_JSON | --predict MODEL_DIR "
-                             "IN_DATA OUT_COLUMN OUT_DATA")
+                             "IN_DATA OUT_COLUMN OUT_DATA", "IN_DATA is a Parquet folder or the tables as JSON")
         return 0
     except TrainError as e:
         emit({"event": "error", "message": e.message, "hint": e.hint})

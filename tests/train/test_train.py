@@ -349,3 +349,49 @@ def test_spec_and_data_errors_say_what_is_wrong(tmp_path: Path, change: dict, me
     with pytest.raises(TrainError) as err:
         run(TrainSpec.from_json({**spec, **change}), lambda e: None)
     assert err.value.message.startswith(message.format(data=spec["data"]))
+
+
+def _iris_tables(tmp_path: Path) -> tuple[list[dict], pd.DataFrame]:
+    """iris stored the way a data unit stores it: its raw columns in one table, its normalized
+    ones in another (written in another row order), both keyed by __row; and the two joined."""
+    df = iris_frame().reset_index(names="__row")
+    norm = [c for c in df.columns if c.endswith("_norm")]
+    raw = write_parquet(df.drop(columns=norm), tmp_path / "raw")
+    wave = write_parquet(df[["__row", *norm]].sample(frac=1, random_state=1), tmp_path / "wave")
+    return ([{"uri": Path(raw).as_uri(), "columns": ["petal_width", "class"]},
+             {"uri": Path(wave).as_uri(), "columns": [c for c in IRIS_FEATURES if c in norm]}],
+            df[["__row", "petal_width", "class", *[c for c in IRIS_FEATURES if c in norm]]])
+
+
+def test_a_model_trains_on_its_tables_joined_as_on_the_one_joined_table(tmp_path: Path) -> None:
+    tables, joined = _iris_tables(tmp_path)
+    apart, _ = train({**iris_spec(tmp_path / "apart", epochs=2), "data": tables})
+    together, _ = train({**iris_spec(tmp_path / "together", epochs=2),
+                         "data": write_parquet(joined, tmp_path / "joined")})
+    # the same rows in the same order: the seeded split puts the same rows in each share
+    assert (apart["rows"], apart["class_counts"]) == (together["rows"], together["class_counts"])
+    assert apart["rows"]["train"] + apart["rows"]["eval"] == 150
+    assert sorted(p.name for p in (tmp_path / "apart" / "out").iterdir()) == ["result.json", "saved_model"]
+
+
+def test_a_missing_column_of_a_table_names_the_model_the_table_and_the_column(tmp_path: Path) -> None:
+    tables, _ = _iris_tables(tmp_path)
+    tables[1]["columns"].append("petal_area")
+    with pytest.raises(TrainError) as err:
+        train({**iris_spec(tmp_path, epochs=1), "data": tables})
+    assert err.value.message.startswith(f"model.dnn: the table at {tables[1]['uri']} has no column 'petal_area' ")
+
+
+def test_predict_joins_the_tables_it_is_given(tmp_path: Path) -> None:
+    tables, joined = _iris_tables(tmp_path)
+    train({**iris_spec(tmp_path, epochs=5), "data": tables})
+    features = [{"uri": t["uri"], "columns": [c for c in t["columns"] if c != "class"]} for t in tables]
+    code, events = _cli("--predict", str(tmp_path / "out"), json.dumps(features), "iris_pred", str(tmp_path / "pred"))
+    assert code == 0, events
+    assert events == [{"event": "done", "column": "iris_pred", "type": "INT", "categorical": True,
+                       "categories": 3, "rows": 150}]
+    out = pd.read_parquet(tmp_path / "pred")
+    assert list(out.columns) == ["__row", "petal_width", "sepal_length_norm", "sepal_width_norm",
+                                 "petal_length_norm", "iris_pred"]
+    assert out["__row"].tolist() == list(range(150))
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["part-00000.parquet"]

@@ -25,6 +25,7 @@ first and say so without it. `preview` and `run_data` find the app in what they 
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlp.errors import UsageError
@@ -75,6 +76,14 @@ class KubernetesProvider:
         except ValueError as e:
             raise UsageError(f'The provider "kubernetes" block at {self.config.pos} is invalid: {e}', "",
                              "Run mlp validate to see what to fix") from None
+
+    def render(self, out_dir: Path) -> list[Path]:
+        """`mlp render DIR`: every manifest for the bound app, one file per object."""
+        from mlp_kubernetes.render import render
+
+        if self.app is None:
+            raise UsageError("The kubernetes provider has no app to render", "", "Run mlp render in the app folder.")
+        return render(self.app.dir, out_dir)
 
     def bind(self, app: App) -> KubernetesProvider:
         """This provider for `app` (the same cluster connection)."""
@@ -129,11 +138,12 @@ class KubernetesProvider:
         return uri
 
     def data_session(self, log: str) -> Any:
+        """Never asked for: data units run in driver Jobs, and a model's tables are joined by its
+        training Job. Refused rather than started here, should anything ask."""
         raise UsageError("The kubernetes provider runs Spark in driver pods, not in this process",
-                         "Data work of a kubernetes app runs in each source's driver Job. A model whose columns "
-                         "are in several tables (a transformed column is stored apart from its source's raw "
-                         "columns) needs them joined in the applying process, which this provider does not do yet.",
-                         "Train the model on one source's raw columns only, or use provider \"local\" for this app")
+                         "Data work of a kubernetes app runs in each source's driver Job, and a model's training "
+                         "Job joins the tables of its columns itself.",
+                         'Use provider "local" to run data work in this process')
 
     def train(self, job: TrainJob, log: JobLog) -> TrainResult:
         from mlp.graph.address import Address

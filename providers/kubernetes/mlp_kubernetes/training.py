@@ -1,10 +1,11 @@
 """A model's training on the cluster: the engine's `TrainJob` run as a Kubernetes Job.
 
 The engine gives a job with this machine's paths. The run's inputs go to the bucket
-(`k8s/runs/train/<model>/in/`: job.json, data/, code/), the job file rewritten to the pod's
-paths; the Job runs `python -m runtime.train /work/run/job.json` and uploads /work/out; what
-it made comes back into the job's `out_dir` (TensorBoard's events into its own folder), and
-its result.json is the answer.
+(`k8s/runs/train/<model>/in/`: job.json, data/<i>/ for the job's i-th table, code/), the job
+file rewritten to the pod's paths; the Job runs `python -m runtime.train /work/run/job.json`,
+which joins the tables on `__row` in the pod, and uploads /work/out; what it made comes back
+into the job's `out_dir` (TensorBoard's events into its own folder), and its result.json is
+the answer.
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ if TYPE_CHECKING:
     from runtime.jobs import TrainJob, TrainResult
 
 TENSORBOARD = "tensorboard"
+DATA = "data"  # the job's tables, data/<i> in the order the job names them
 
 
 def pod_job(job: TrainJob) -> TrainJob:
     """The job as the pod sees it: its inputs under /work/run, its output in /work/out."""
-    from runtime.jobs import local_path
+    from runtime.jobs import TableRef, local_path
 
     custom = f"file://{RUN_DIR}/code/{local_path(job.custom_path).name}" if job.custom_path else None
-    return replace(job, data=f"file://{RUN_DIR}/data", out_dir=f"file://{OUT_DIR}", custom_path=custom,
+    data = tuple(TableRef(f"file://{RUN_DIR}/{DATA}/{i}", t.columns) for i, t in enumerate(job.data))
+    return replace(job, data=data, out_dir=f"file://{OUT_DIR}", custom_path=custom,
                    tensorboard_dir=f"file://{OUT_DIR}/{TENSORBOARD}" if job.tensorboard_dir else None)
 
 
@@ -46,7 +49,8 @@ def stage_inputs(store: ObjectStore, run: RunJob, job: TrainJob) -> None:
 
     with tempfile.TemporaryDirectory(prefix="mlp-k8s-") as tmp:
         folder = Path(tmp)
-        shutil.copytree(local_path(job.data), folder / "data")
+        for i, table in enumerate(job.data):  # each table in its own folder: data/0, data/1, ...
+            shutil.copytree(local_path(table.uri), folder / DATA / str(i))
         if job.custom_path:
             code = local_path(job.custom_path)
             (folder / "code").mkdir()

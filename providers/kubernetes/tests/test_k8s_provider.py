@@ -262,16 +262,20 @@ class Trainer(RecordingKubeApi):
             self.store.objects[out + "tensorboard/train/events"] = b"events"
 
 
-def train_job(tmp_path: Path) -> Any:
+def train_job(tmp_path: Path, tables: tuple[str, ...] = ("data",)) -> Any:
+    """A job whose columns are in one table, or x in one and class in another (folders of tmp_path)."""
     from mlp.coltypes import ColumnType
-    from runtime.jobs import Column, Training, TrainJob, file_uri
+    from runtime.jobs import Column, TableRef, Training, TrainJob, file_uri
 
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "part-0.parquet").write_bytes(b"PAR1")
+    for t in tables:
+        (tmp_path / t).mkdir()
+        (tmp_path / t / "part-0.parquet").write_bytes(b"PAR1")
     (tmp_path / "out").mkdir()
+    columns = [("x", "class")] if len(tables) == 1 else [("x",), ("class",)]
+    data = tuple(TableRef(file_uri(tmp_path / t), cols) for t, cols in zip(tables, columns))
     return TrainJob("model.dnn", FP, True, "dnn", None, (Column("x", ColumnType.FLOAT),),
                     Column("class", ColumnType.STRING), {}, Training.from_json({}), "none",
-                    file_uri(tmp_path / "data"), file_uri(tmp_path / "out"), file_uri(tmp_path / "tb" / "run1"))
+                    data, file_uri(tmp_path / "out"), file_uri(tmp_path / "tb" / "run1"))
 
 
 def job_log(lines: list[tuple[str, bool]]) -> JobLog:
@@ -287,13 +291,26 @@ def test_training_runs_as_a_job_and_its_outputs_come_back(iris: Path, tmp_path: 
     result = provider(loaded(iris), api, store).train(job, job_log(lines))
     assert (result.model, dict(result.metrics)) == ("model.dnn", {"accuracy": 0.97})
     assert (api.job_file["data"], api.job_file["out_dir"], api.job_file["tensorboard_dir"]) == (
-        "file:///work/run/data", "file:///work/out", "file:///work/out/tensorboard")
+        [{"uri": "file:///work/run/data/0", "columns": ["x", "class"]}], "file:///work/out",
+        "file:///work/out/tensorboard")
     assert sorted(n for n in store.objects if "/in/" in n) == [
-        "k8s/runs/train/model.dnn/in/data/part-0.parquet", "k8s/runs/train/model.dnn/in/job.json"]
+        "k8s/runs/train/model.dnn/in/data/0/part-0.parquet", "k8s/runs/train/model.dnn/in/job.json"]
     assert (tmp_path / "out" / "result.json").is_file() and not (tmp_path / "out" / "tensorboard").exists()
     assert (tmp_path / "tb" / "run1" / "train" / "events").read_bytes() == b"events"
     assert ("epoch 1/2  loss 0.5000", True) in lines and ("stage: pulled 2 files", False) in lines
     assert "create Job/iris-train-dnn" in [str(c) for c in api.writes()]
+
+
+def test_a_models_tables_are_staged_each_in_its_own_folder(iris: Path, tmp_path: Path) -> None:
+    store = MemoryStore()
+    api = Trainer(store, logs={"iris-train-dnn": [json.dumps({"event": "done"})]})
+    job = train_job(tmp_path, ("raw", "wave"))
+    provider(loaded(iris), api, store).train(job, job_log([]))
+    assert api.job_file["data"] == [{"uri": "file:///work/run/data/0", "columns": ["x"]},
+                                    {"uri": "file:///work/run/data/1", "columns": ["class"]}]
+    assert sorted(n for n in store.objects if "/in/" in n) == [
+        "k8s/runs/train/model.dnn/in/data/0/part-0.parquet", "k8s/runs/train/model.dnn/in/data/1/part-0.parquet",
+        "k8s/runs/train/model.dnn/in/job.json"]
 
 
 class StillRunning(Trainer):
@@ -357,12 +374,12 @@ def test_what_needs_the_app_says_so_without_it(iris: Path, tmp_path: Path) -> No
                                                    "Call it through KubernetesProvider.bind(app)")
 
 
-def test_a_join_of_a_models_tables_is_refused_not_run_here(iris: Path) -> None:
+def test_no_spark_session_is_started_in_the_applying_process(iris: Path) -> None:
     with pytest.raises(UsageError) as err:
         provider(loaded(iris), RecordingKubeApi()).data_session("/tmp/spark.log")
     assert (err.value.summary, err.value.hint) == (
         "The kubernetes provider runs Spark in driver pods, not in this process",
-        'Train the model on one source\'s raw columns only, or use provider "local" for this app')
+        'Use provider "local" to run data work in this process')
 
 
 def test_predictions_and_the_rollout_gate_are_refused_not_run_here(iris: Path) -> None:

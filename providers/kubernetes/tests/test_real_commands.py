@@ -62,23 +62,11 @@ def cluster(tmp_path: Path, moto_server: Any, monkeypatch: pytest.MonkeyPatch) -
     """This machine as the provider's cluster; every process it starts is stopped at the end."""
     pods = LocalPods(tmp_path / "pods", {SECRET: dict(moto_server.environ)})
     monkeypatch.setattr("mlp_kubernetes.client.connect", lambda settings, environ=None: pods)
-    monkeypatch.setattr("mlp_kubernetes.provider.KubernetesProvider.data_session", _join_here)
     monkeypatch.delenv("MLP_CACHE_DIR", raising=False)
     try:
         yield pods
     finally:
         pods.close()
-
-
-def _join_here(self: Any, log: str) -> Any:
-    """The engine joins a model's columns from several tables in the applying process
-    (`mlp.engine.training.dataset`, through the provider's data_session), which the
-    kubernetes provider refuses; iris's model needs that join (its normalized columns are in
-    another table than its raw ones). Until the engine hands the join to a job, the applying
-    process is given a local session for it here: none of it runs in a pod."""
-    from runtime.sparkenv import get_spark
-
-    return get_spark("local[2]", Path(log))
 
 
 def rendered(app: Path, out: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -140,6 +128,10 @@ def test_the_rendered_commands_build_and_serve_iris_from_the_bucket(
     fingerprint = model.fingerprint
     job = json.loads(s3.get_object(Bucket=settings["bucket"],
                                    Key=settings["prefix"] + "/k8s/runs/train/model.dnn/in/job.json")["Body"].read())
+    # its two tables (raw and normalized columns) were staged apart and joined in the pod
+    assert [t["uri"] for t in job["data"]] == ["file:///work/run/data/0", "file:///work/run/data/1"]
+    assert all(any(n.startswith(f"k8s/runs/train/model.dnn/in/data/{i}/") and n.endswith(".parquet")
+                   for n in names) for i in (0, 1))
     template = manifests[("Deployment", "iris-api-iris")]["spec"]["template"]
     assert (job["fingerprint"], template["metadata"]["annotations"]["mlp.dev/model-fingerprint"]) == (
         fingerprint, fingerprint)
