@@ -72,11 +72,20 @@ def validate(app_dir: Path, variables: Sequence[str] | Mapping[str, str] | None 
     return Validated(checked, diags)
 
 
+_TRANSFERS: list[Callable[[Any], None]] = []  # who is told of artifact transfers (the CLI's bars)
+
+
+def on_transfer(hook: Callable[[Any], None] | None) -> None:
+    """Tell `hook` of every artifact moved to or from a remote backend's bucket, with its
+    `TransferProgress` (after it starts and after each file); None stops telling."""
+    _TRANSFERS[:] = [hook] if hook is not None else []
+
+
 def open_backend(app_dir: Path, kind: str, settings: Mapping[str, Any]) -> Backend:
     """The app's backend: local, s3, gcs or azurerm (see mlp.state.backends and docs/backends.md)."""
     from mlp.state.backends import open_backend as open_by_kind
 
-    return open_by_kind(app_dir, kind, settings)
+    return open_by_kind(app_dir, kind, settings, on_progress=_TRANSFERS[0] if _TRANSFERS else None)
 
 
 def backend_for(analysis: Analysis | Checked) -> Backend:

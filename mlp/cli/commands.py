@@ -132,6 +132,7 @@ def plan(out_file: Optional[Path] = option(None, "--out", help="Save the plan to
         fail(out, f"Cannot write the plan to {out_file}", f"The folder {out_file.parent} does not exist.",
              "Create it, or give another --out path.")
     with handle_errors(out, json_out=fmt_ == "json"):
+        _transfers(api)
         res = api.plan(Ctx.dir, variables=var, targets=target, replace=replace, sample=sample,
                        refresh=_flag(out, "--refresh", refresh))
         out.diagnostics(res.diagnostics)
@@ -179,6 +180,13 @@ def show(what: Optional[str] = argument(None, metavar="[PLANFILE|ADDRESS]",
             out.line(text, style)
 
 
+def _transfers(api: Any) -> None:
+    """Bars (on a terminal) or lines (elsewhere) for artifacts moved to or from a bucket."""
+    from mlp.cli.transfers import transfer_hook
+
+    api.on_transfer(transfer_hook(_interactive()))
+
+
 def _looks_like_address(text: str) -> bool:
     kind, dot, name = text.partition(".")
     return bool(dot and name) and kind.isidentifier() and "/" not in text
@@ -224,6 +232,8 @@ def apply(planfile: Optional[Path] = argument(None, help="A plan saved with mlp 
     confirm = None if (auto_approve or planfile is not None) else _confirm_plan(out, verbose)
     progress: Any = None
     with handle_errors(out):
+        _transfers(api)
+
         class _Lazy:
             """Starts the progress view once the plan is confirmed."""
 

@@ -36,9 +36,11 @@ def _clone(dest: Path, server: Server, prefix: str) -> Path:
 
 def _apply_in_a_fresh_process(app: Path, **kw: object) -> dict[str, object]:
     script = ("import json, sys\nfrom pathlib import Path\nfrom mlp import api\n"
+              "pulled = set()\n"
+              "api.on_transfer(lambda p: pulled.add(p.key) if p.finished and p.direction.value == 'download' else None)\n"
               f"r = api.apply(Path(sys.argv[1]), **{kw!r})\n"
               "print(json.dumps({'built': list(r.built), 'reused': list(r.reused), 'failed': r.failed,"
-              " 'spark_started': r.spark_started}))\n")
+              " 'spark_started': r.spark_started, 'pulled': sorted(pulled)}))\n")
     proc = subprocess.run([sys.executable, "-c", script, str(app)], capture_output=True, text=True, timeout=900,
                           cwd=ROOT, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -64,6 +66,7 @@ def test_a_fresh_clone_plans_no_changes_and_retrains_without_spark(tmp_path: Pat
         result = _apply_in_a_fresh_process(second, variables={"epochs": "8"}, targets=["model.dnn"])
         assert result["built"] == ["model.dnn"] and not result["failed"], result
         assert result["spark_started"] is False, result  # the training table came from the bucket
+        assert len(result["pulled"]) >= 2, result  # the training tables, reported to the progress hook
         cached = list((second / ".mlp" / "cache").rglob("*.parquet"))
         assert cached, "the data artifacts were pulled into this clone's cache"
 
