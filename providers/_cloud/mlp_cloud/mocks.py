@@ -73,8 +73,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
 def run_program(program: Callable[[], None], computed: Computed | None = None,
                 invokes: Mapping[str, Mapping[str, Any]] | None = None, stack: str = "stack") -> ProgramRun:
     """Run `program` under mocks and return what it registered and exported."""
+    import asyncio
+
     from pulumi.runtime.stack import Stack, get_root_resource
 
+    # Pulumi's test runner asks for the thread's current event loop; a test run before this
+    # one (an asyncio test, a server) may have closed it or set none: give it a fresh one.
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if loop.is_closed():
+            raise RuntimeError("closed")
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     run = ProgramRun()
     pulumi.runtime.set_mocks(RecordingMocks(run, computed or {}, invokes or {}), project="mlp", stack=stack,
                              preview=False)
