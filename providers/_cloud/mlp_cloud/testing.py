@@ -45,3 +45,36 @@ def summary_event(seq: int = 99) -> Any:
 
     return EngineEvent.from_json({"sequence": seq, "timestamp": 0, "summaryEvent": {
         "maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": {"create": 1}, "PolicyPacks": {}}})
+
+
+def app_fixtures(repo: Path, provider: str, backend: str) -> tuple[Any, Any, Any, Any]:
+    """The fixtures every cloud plugin's tests share, for its provider and backend blocks:
+    `iris` (examples/iris under them), `iris_gpu` (its model asking for a GPU), `iris_once`
+    (made once per module, for tests that only read it) and `loaded` (an app folder loaded
+    into mlp's `App`). Assign them to the same names in the plugin's conftest."""
+    import pytest
+
+    from mlp.config.loader import load_app
+
+    @pytest.fixture
+    def iris(tmp_path: Path) -> Path:
+        return iris_app(tmp_path / "iris", repo, provider, backend)
+
+    @pytest.fixture
+    def iris_gpu(tmp_path: Path) -> Path:
+        return iris_app(tmp_path / "gpu" / "iris", repo, provider, backend, gpu=1)
+
+    @pytest.fixture(scope="module")
+    def iris_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return iris_app(tmp_path_factory.mktemp("once") / "iris", repo, provider, backend)
+
+    @pytest.fixture(scope="module")
+    def loaded() -> Any:
+        def load(app_dir: Path) -> Any:
+            app, diags = load_app(app_dir)
+            assert app is not None and not diags.has_errors(), diags.items
+            return app
+
+        return load
+
+    return iris, iris_gpu, iris_once, loaded

@@ -7,16 +7,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 pytest.register_assert_rewrite("mlp_cloud.contract", "mlp_cloud.mocks")
 
-from mlp.config.blocks import App  # noqa: E402
-from mlp.config.loader import load_app  # noqa: E402
-from mlp_cloud.testing import iris_app  # noqa: E402
+from mlp_cloud.testing import app_fixtures  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 PROVIDER = '''provider "aws" {
@@ -33,30 +30,7 @@ BACKEND = '''backend "s3" {
 }'''
 
 
-@pytest.fixture
-def iris(tmp_path: Path) -> Path:
-    return iris_app(tmp_path / "iris", REPO, PROVIDER, BACKEND)
-
-
-@pytest.fixture
-def iris_gpu(tmp_path: Path) -> Path:
-    return iris_app(tmp_path / "gpu" / "iris", REPO, PROVIDER, BACKEND, gpu=1)
-
-
-@pytest.fixture(scope="module")
-def iris_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`iris` made once for a module whose tests only read it."""
-    return iris_app(tmp_path_factory.mktemp("once") / "iris", REPO, PROVIDER, BACKEND)
-
-
-@pytest.fixture(scope="module")
-def loaded() -> Callable[[Path], App]:
-    def load(app_dir: Path) -> App:
-        app, diags = load_app(app_dir)
-        assert app is not None and not diags.has_errors(), diags.items
-        return app
-
-    return load
+iris, iris_gpu, iris_once, loaded = app_fixtures(REPO, PROVIDER, BACKEND)
 
 
 def pytest_configure(config: pytest.Config) -> None:
