@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlp.errors import UsageError
 from mlp.state.backend import Backend
-from mlp.state.backends.artifacts import ProgressHook
-from mlp.state.backends.objects import ObjectStore
+
+if TYPE_CHECKING:  # the remote machinery (threads, hashing, transfers) loads only for a remote backend
+    from mlp.state.backends.artifacts import ProgressHook
+    from mlp.state.backends.objects import ObjectStore
 
 KINDS = ("local", "s3", "gcs", "azurerm")
 CACHE_ENV = "MLP_CACHE_DIR"
