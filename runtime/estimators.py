@@ -83,10 +83,43 @@ def _encode_categorical(f: Column, x: Any, categorical: str, dim: int) -> Any:
     else:
         n = int(f.categories or 1)
         size = n + 1
-        ids = ops.where(ops.logical_or(ops.less(x, 0), ops.greater_equal(x, n)), n, x)
+        ids = _Ids(n, name=f"{f.name}_ids")(x)
     if categorical == "one_hot":
         return ops.one_hot(ids, size)
-    return keras.layers.Embedding(size, dim, name=f"{f.name}_embedding")(ids)
+    return _Embedding(size, dim, name=f"{f.name}_embedding")(ids)
+
+
+class _Ids(keras.layers.Layer):
+    """Categorical ids with those outside 0..n-1 moved to n, the extra slot. Compared as
+    unsigned, a negative id is past the last one too: three graph ops a prediction, where
+    Keras's ops take four and more, and cast to float32 on the way (bench/serve)."""
+
+    def __init__(self, n: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n = n
+
+    def call(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        n = tf.constant(self.n, x.dtype)
+        return tf.where(tf.cast(x, tf.uint64) >= tf.cast(n, tf.uint64), n, x)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "n": self.n}
+
+
+class _Embedding(keras.layers.Embedding):
+    """Keras's embedding, looked up with a plain gather: the ids are in range by
+    construction, so `ops.take`'s wrapping of negative ones (three more graph ops per
+    feature on each prediction, bench/serve) has nothing to do."""
+
+    def call(self, inputs: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.gather(self.embeddings, inputs)
 
 
 def hparams_for(estimator: str, given: dict[str, Any]) -> dict[str, Any]:

@@ -164,6 +164,24 @@ def test_a_categorical_int_feature_and_a_bool_target(tmp_path: Path) -> None:
     assert sig.structured_input_signature[1]["cat"].dtype.name == "int64"
 
 
+@pytest.mark.parametrize("estimator", ["dnn", "linear"])
+def test_categorical_ids_out_of_range_share_the_extra_slot(tmp_path: Path, estimator: str) -> None:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    cat = rng.integers(0, 3, 300)
+    data = write_parquet(pd.DataFrame({"cat": cat, "odd": cat == 1}), tmp_path / "d")
+    train(make_spec(data, tmp_path / "out", [feature("cat", "INT", categorical=True, categories=3)],
+                    {"name": "odd", "type": "BOOL"}, estimator=estimator,
+                    training={"epochs": 3, "batch_size": 32}))
+    sig = _signature(tmp_path / "out" / "saved_model")
+    ids = [0, 1, 2, 3, 4, -1, -(2 ** 62), 2 ** 62]
+    out = sig(cat=tf.constant(ids, tf.int64))["probabilities"].numpy()
+    assert not np.allclose(out[0], out[1])  # ids in range are told apart
+    for row in out[4:]:  # every id outside 0..2 is the extra slot, as 3 is
+        np.testing.assert_array_equal(row, out[3])
+
+
 CUSTOM = '''
 import keras
 
