@@ -198,43 +198,54 @@ BLOCKS: dict[str, Schema] = {
     "estimator": Schema({"path": Field("str", True)}),
 }
 
+# How the Kubernetes workload layer runs an app: the kubernetes provider's settings, and the
+# clouds', which hand their cluster over to it (mlp_cloud.handoff passes them on).
+WORKLOADS: dict[str, Field] = {
+    "namespace": Field("str", default="default"),
+    "image": Field("str", default="", doc="The runtime image the jobs and apis run."),
+    "service_type": Field("str", default="ClusterIP", choices=("ClusterIP", "LoadBalancer"),
+                          doc="How each api's Service is reached."),
+    "executors": Field("int", default=0, range=AT_LEAST_0,
+                       doc="Spark executor pods per data unit; 0 runs Spark in the driver pod."),
+    "executor_cores": Field("int", default=1, range=AT_LEAST_1),
+    "executor_memory": Field("str", default="2Gi", pattern=MEMORY_PATTERN,
+                             pattern_doc=MEMORY_DOC),
+    "cache_claim": Field("str", default="", doc="A ReadWriteMany claim the driver and its "
+                         "executors share (needed when executors > 0)."),
+    "driver_cpu": Field("num", default=2.0, range=POSITIVE),
+    "driver_memory": Field("str", default="4Gi", pattern=MEMORY_PATTERN, pattern_doc=MEMORY_DOC),
+    "api_cpu": Field("num", default=0.5, range=POSITIVE),
+    "api_memory": Field("str", default="1Gi", pattern=MEMORY_PATTERN, pattern_doc=MEMORY_DOC),
+    "gpu_node_selector": Field("map", doc="The node labels GPU workloads select."),
+    "job_ttl_seconds": Field("int", default=86400, range=AT_LEAST_0,
+                             doc="How long a finished Job's pods are kept."),
+}
+# A cloud's GPU pool carries a label of its own: its blocks take no gpu_node_selector.
+CLOUD_WORKLOADS = {k: v for k, v in WORKLOADS.items() if k != "gpu_node_selector"}
+
 PROVIDERS: dict[str, Schema] = {
     "local": Schema({"spark_master": Field("str", default="local[*]"),
                      "parallelism": PARALLELISM}),
     "kubernetes": Schema({"kubeconfig": Field("str", default="", doc="The kubeconfig file; empty: $KUBECONFIG, "
                                              "else ~/.kube/config."),
                           "context": Field("str", default="", doc="The kubeconfig context; empty: its current one."),
-                          "namespace": Field("str", default="default"),
-                          "image": Field("str", default="", doc="The runtime image the jobs and apis run."),
-                          "service_type": Field("str", default="ClusterIP", choices=("ClusterIP", "LoadBalancer"),
-                                                doc="How each api's Service is reached."),
-                          "executors": Field("int", default=0, range=AT_LEAST_0,
-                                             doc="Spark executor pods per data unit; 0 runs Spark in the driver pod."),
-                          "executor_cores": Field("int", default=1, range=AT_LEAST_1),
-                          "executor_memory": Field("str", default="2Gi", pattern=MEMORY_PATTERN,
-                                                   pattern_doc=MEMORY_DOC),
-                          "cache_claim": Field("str", default="", doc="A ReadWriteMany claim the driver and its "
-                                               "executors share (needed when executors > 0)."),
-                          "driver_cpu": Field("num", default=2.0, range=POSITIVE),
-                          "driver_memory": Field("str", default="4Gi", pattern=MEMORY_PATTERN, pattern_doc=MEMORY_DOC),
-                          "api_cpu": Field("num", default=0.5, range=POSITIVE),
-                          "api_memory": Field("str", default="1Gi", pattern=MEMORY_PATTERN, pattern_doc=MEMORY_DOC),
-                          "gpu_node_selector": Field("map", doc="The node labels GPU workloads select."),
-                          "job_ttl_seconds": Field("int", default=86400, range=AT_LEAST_0,
-                                                   doc="How long a finished Job's pods are kept."),
-                          "parallelism": PARALLELISM}),
-    "aws": Schema({"region": Field("str", True), "parallelism": PARALLELISM},
+                          **WORKLOADS, "parallelism": PARALLELISM}),
+    "aws": Schema({"region": Field("str", True), **CLOUD_WORKLOADS, "parallelism": PARALLELISM},
                   blocks={"cluster": Schema({"node_type": Field("str", default="m5.xlarge"),
                                              "max_nodes": MAX_NODES,
                                              "gpu_node_type": Field("str", default="g4dn.xlarge")},
                                             labels=0)}),
-    "gcp": Schema({"project": Field("str", True), "region": Field("str", True),
+    "gcp": Schema({"project": Field("str", True), "region": Field("str", True), **CLOUD_WORKLOADS,
                    "parallelism": PARALLELISM},
                   blocks={"cluster": Schema({"node_type": Field("str", default="e2-standard-4"),
                                              "max_nodes": MAX_NODES,
                                              "gpu_node_type": Field("str", default="nvidia-tesla-t4")},
                                             labels=0)}),
-    "azure": Schema({"location": Field("str", True), "parallelism": PARALLELISM},
+    "azure": Schema({"location": Field("str", True), **CLOUD_WORKLOADS,
+                     "backend_resource_group": Field("str", default="", doc="The resource group of the azurerm "
+                                                     "backend's storage account: the workloads' identity gets a role "
+                                                     "on the backend's container there."),
+                     "parallelism": PARALLELISM},
                     blocks={"cluster": Schema({"node_type": Field("str", default="Standard_D4s_v3"),
                                                "max_nodes": MAX_NODES,
                                                "gpu_node_type": Field("str", default="Standard_NC4as_T4_v3")},

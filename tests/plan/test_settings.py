@@ -124,6 +124,18 @@ ROWS = {
                                               '    max_nodes = 0\n  }\n}\n'), error(
             '"cluster.max_nodes" must be at least 1', '4:5, in provider "aws"',
             "It is 0. The largest number of worker nodes of the cluster.", "Use e.g. max_nodes = 5")),
+    "cloud_gpu_node_selector": Row(
+        BASE.replace('provider "local" {}\n', 'provider "gcp" {\n  project = "p"\n  region = "europe-west1"\n'
+                                              '  gpu_node_selector = { pool = "gpu" }\n}\n'),
+        'Error: Unknown attribute "gpu_node_selector"\n  on app.hcl:4:3, in provider "gcp"\n'
+        "  Accepted here: api_cpu, api_memory, cache_claim, driver_cpu, driver_memory, executor_cores, "
+        "executor_memory, executors, image, job_ttl_seconds, namespace, parallelism, project, region, "
+        "service_type, cluster."),
+    "cloud_service_type": Row(
+        BASE.replace('provider "local" {}\n', 'provider "aws" {\n  region = "eu-west-1"\n'
+                                              '  service_type = "NodePort"\n}\n'),
+        'Error: Invalid value for "service_type"\n  on app.hcl:3:3, in provider "aws"\n'
+        '  "NodePort" is not one of "ClusterIP", "LoadBalancer".'),
     # api
     "port_too_large": Row(api_with("port = 70000"), error(
         '"port" must be between 1 and 65535', f"18:3, {API}", f"It is 70000. {PORT}", "Use e.g. port = 8080")),
@@ -281,6 +293,24 @@ def test_a_bad_setting_is_refused_with_its_range_and_place(row_id: str, tmp_path
     row = ROWS[row_id]
     app = write_app(tmp_path / "app", {"app.hcl": row.app})
     assert format_diagnostic(only_error(app, dict(row.variables))) == row.expected
+
+
+@pytest.mark.parametrize("provider", [
+    'provider "aws" {\n  region = "eu-west-1"\n  namespace = "ml"\n  image = "r.example/mlp:1"\n'
+    '  executors = 2\n  cache_claim = "shared"\n  service_type = "LoadBalancer"\n}\n',
+    'provider "azure" {\n  location = "westeurope"\n  backend_resource_group = "state-rg"\n  api_memory = "2Gi"\n}\n',
+])
+def test_a_cloud_block_takes_the_workload_settings_it_passes_on(provider: str, tmp_path: Path) -> None:
+    from mlp_cloud.handoff import ClusterOutputs, kube_block
+
+    validated = api.validate(write_app(tmp_path / "app", {"app.hcl": BASE.replace('provider "local" {}\n', provider)}))
+    assert not validated.diagnostics.has_errors(), [d.summary for d in validated.diagnostics.items]
+    block = validated.checked.app.provider
+    out = ClusterOutputs("c", "kubeconfig: x", "ctx", "b", "r.example", block.settings["namespace"], "", "")
+    handed = kube_block(block, out, tmp_path / "kubeconfig").settings
+    for name in ("namespace", "image", "executors", "cache_claim", "service_type", "api_memory"):
+        if name in provider:
+            assert handed[name] == block.settings[name], name
 
 
 @pytest.mark.parametrize("app", [

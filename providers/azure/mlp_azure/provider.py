@@ -58,9 +58,10 @@ class AzureProvider(CloudProvider):
         if self.app is not None and self.app.backend.kind == "azurerm" and not self.backend_group:
             diags.warning("The workloads' identity cannot reach the azurerm backend's container", config.pos,
                           "Its role is scoped by the container's resource ID, which needs the storage account's "
-                          "resource group (the setting backend_resource_group, not in the schema yet); until then "
-                          "the pods reach it with the <app>-storage Secret's credentials (docs/kubernetes.md).",
-                          f"Create the Secret {self.app.name}-storage in the cluster's namespace", WHERE)
+                          "resource group; without it the pods reach the container only with the <app>-storage "
+                          "Secret's credentials (docs/kubernetes.md).",
+                          'Set backend_resource_group = "<the storage account\'s resource group>", or create the '
+                          f"Secret {self.app.name}-storage in the cluster's namespace", WHERE)
 
 
 __all__ = ["AzureProvider"]
