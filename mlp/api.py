@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from mlp.diagnostics import Diagnostics
 from mlp.errors import DiagnosticsError, UsageError
 from mlp.graph.analysis import Analysis, Checked, analyse, check
-from mlp.plan.model import Plan
+from mlp.plan.model import Action, Plan
 from mlp.plan.planner import PlanOptions, extras_digests, make_plan
 from mlp.state.backend import Backend, artifact_key
 from mlp.state.model import State
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mlp.config.blocks import App
     from mlp.engine.apply import ApplyResult
     from mlp.providers import Preview
+    from mlp.state.moves import Home
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,8 @@ def plan(app_dir: Path, *, variables: Sequence[str] | Mapping[str, str] | None =
     analysis, diags = analyse(app_dir, var_map, sample)
     if analysis is None:
         raise DiagnosticsError(diags)
-    backend = backend_for(analysis)
-    the_plan = _make_plan(analysis, backend, backend.read_state(), var_map, targets, replace, sample, refresh)
+    home = _home(analysis)
+    the_plan = _make_plan(analysis, home, home.state(), var_map, targets, replace, sample, refresh)
     return Planned(the_plan, analysis, diags, _preview(analysis, the_plan))
 
 
@@ -121,16 +122,49 @@ def _preview(analysis: Analysis, the_plan: Plan) -> Preview:
         return Preview(note=e.summary + (f": {e.detail}" if e.detail else ""))
 
 
-def _make_plan(analysis: Analysis, backend: Backend, state: State, var_map: Mapping[str, str],
+def _home(analysis: Analysis) -> Home:
+    from mlp.state.moves import home_of
+
+    return home_of(analysis.app, backend_for(analysis), open_backend)
+
+
+def _make_plan(analysis: Analysis, home: Home, state: State, var_map: Mapping[str, str],
                targets: Sequence[str], replace: Sequence[str], sample: int | None, refresh: bool) -> Plan:
     """The plan of an analysed app against `state`, reusing what the artifact store holds;
-    with `refresh`, the provider first says what is really there (as Terraform refreshes)."""
+    with `refresh`, the provider first says what is really there (as Terraform refreshes).
+    On a backend move, `state` and what refresh reads are the old backend's, and what only
+    its store holds is copied."""
+    from dataclasses import replace as with_fields
+
     from mlp.providers import provider_for
 
-    store = backend.artifacts()
-    seen = provider_for(analysis.app.provider, analysis.app).refresh(state, store) if refresh else None
+    store = home.backend.artifacts()
+    old = home.old.artifacts() if home.old is not None else None
+    seen = provider_for(analysis.app.provider, analysis.app).refresh(state, old or store) if refresh else None
     opts = PlanOptions(tuple(targets), tuple(replace), tuple(sorted(var_map.items())), sample, seen)
-    return make_plan(analysis, state, lambda fp: store.has(artifact_key(fp)), opts)
+    the_plan = make_plan(analysis, state, lambda fp: store.has(artifact_key(fp)), opts,
+                         (lambda fp: old.has(artifact_key(fp))) if old is not None else None)
+    notes = _notes(analysis, home, state, the_plan)
+    return with_fields(the_plan, move=home.move, notes=notes) if home.move or notes else the_plan
+
+
+def _notes(analysis: Analysis, home: Home, state: State, the_plan: Plan) -> tuple[str, ...]:
+    """What the plan says beside the blocks: the backend move, and what an old provider
+    still holds after the app leaves it."""
+    from mlp.providers import leftovers
+
+    notes = []
+    if home.move is not None:
+        copies = the_plan.summary().copy
+        notes.append(f"{home.move.line()} Apply moves the state there first, then copies the {copies} "
+                     f"output{'s' if copies != 1 else ''} the plan takes from the old backend's store "
+                     "instead of rebuilding them; the old backend is left as it is.")
+    if state.provider and state.provider != analysis.app.provider.kind:
+        old_backend = home.move.old if home.move is not None else None
+        note = leftovers(state.provider, analysis.app, old_backend)
+        if note:
+            notes.append(note)
+    return tuple(notes)
 
 
 def unlock(app_dir: Path, lock_id: str) -> None:
@@ -352,17 +386,27 @@ def apply(app_dir: Path, *, plan_file: Path | None = None,
     analysis, diags = analyse(app_dir, var_map, sample)
     if analysis is None:
         raise DiagnosticsError(diags)
-    backend = backend_for(analysis)
-    with locked(backend, "mlp apply"):
-        state = backend.read_state()
+    home = _home(analysis)
+    backend = home.backend
+    with locked(backend, "mlp apply"), home.locked_old("mlp apply (moving its state)"):
+        state = home.state()
         if saved is not None:
             _check_saved(saved, analysis, state.lineage, state.serial)
+            home.check_saved(saved)
             the_plan = saved
         else:
-            the_plan = _make_plan(analysis, backend, state, var_map, targets, replace, sample, refresh)
+            the_plan = _make_plan(analysis, home, state, var_map, targets, replace, sample, refresh)
             if confirm is not None and the_plan.has_changes and not confirm(the_plan):
                 raise UsageError("Apply cancelled", "Nothing was changed.")
-        return apply_plan(analysis, the_plan, backend, hooks, _parallelism(analysis, parallelism))
+        run = home.carry_over(the_plan)  # on a move: the state, then the outputs to copy
+        result = apply_plan(analysis, run, backend, hooks, _parallelism(analysis, parallelism))
+    if run is the_plan:
+        return result
+    from dataclasses import replace as with_fields
+
+    copied = tuple(str(c.address) for c in the_plan.changes if c.action is Action.COPY)
+    return with_fields(result, plan=the_plan, copied=copied,
+                       reused=tuple(a for a in result.reused if a not in copied))
 
 
 def _check_saved(saved: Plan, analysis: Analysis, lineage: str, serial: int) -> None:

@@ -147,8 +147,8 @@ def plan(out_file: Optional[Path] = option(None, "--out", help="Save the plan to
             write_plan(res.plan, out_file)
             if fmt_ == "text":
                 out.line(f"\nSaved the plan to {out_file}. Apply it with: mlp apply {out_file}")
-    if detailed_exitcode and res.plan.has_changes:
-        raise Exit(2)
+    if detailed_exitcode and (res.plan.has_changes or res.infrastructure.changes):
+        raise Exit(2)  # an infrastructure change alone (a node_type edit) is a change too
 
 
 @COMMANDS.command("show")

@@ -76,13 +76,16 @@ class Out:
             if preview.changes:
                 out += ["| action | object | reason |", "|---|---|---|"]
                 out += [f"| {c.action} | `{c.address}` | {c.reason} |" for c in preview.changes]
+                out.append(f"\n**{_infra_count(preview.changes)}**")
             if preview.note:
                 out.append(f"\n{preview.note}")
             sys.stdout.write("\n".join(out) + "\n")
             return
         self.line(f"\nInfrastructure ({provider}):")
         for c in preview.changes:
-            self.line(f"  {marks.get(c.action, c.action):>3} {c.address}" + (f"  ({c.reason})" if c.reason else ""))
+            self.line(f"  {marks.get(c.action, c.action)} {c.address}" + (f"  ({c.reason})" if c.reason else ""))
+        if preview.changes:  # the blocks' summary line above counts blocks only
+            self.line(f"{_infra_count(preview.changes)}")
         if preview.note:
             self.line(f"  {preview.note}")
 
@@ -100,6 +103,12 @@ class Out:
         else:
             for text, style in render_state(view):
                 self.line(text, style)
+
+
+def _infra_count(changes: Any) -> str:
+    counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "replace", "delete")}
+    return (f"Infrastructure: {counts['create']} to create, {counts['update']} to update, "
+            f"{counts['replace']} to replace, {counts['delete']} to delete.")
 
 
 def _diagnostic_lines(d: Diagnostic) -> list[tuple[str, str]]:

@@ -36,7 +36,9 @@ def print_apply_summary(out: Any, res: Any) -> None:
         out.line(text)
     status = "Apply complete!" if ok else "Apply failed."
     carried = f", {len(res.carried)} carried over by early cut-off" if res.carried else ""
-    line = (f"\n{status} {len(res.built)} built{carried}, {len(res.reused)} reused, {len(res.destroyed)} destroyed, "
+    copied = f", {len(res.copied)} copied from the old backend" if res.copied else ""
+    line = (f"\n{status} {len(res.built)} built{carried}, {len(res.reused)} reused{copied}, "
+            f"{len(res.destroyed)} destroyed, "
             f"{len(res.failed)} failed, {n_skipped} skipped in {res.seconds:.1f}s.")
     out.line(line, "bold green" if ok else "bold red")
     if not ok:

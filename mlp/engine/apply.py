@@ -55,6 +55,7 @@ class ApplyResult:
     carried: tuple[str, ...] = ()       # rebuilt by the plan, carried over by early cut-off
     models: tuple[ModelReport, ...] = ()
     endpoints: tuple[EndpointReport, ...] = ()
+    copied: tuple[str, ...] = ()        # outputs brought over from the old backend (a move)
 
     @property
     def ok(self) -> bool:

@@ -51,12 +51,30 @@ def run_api_unit(ctx: RunContext, unit: Unit) -> None:
                                str(bundle_dir(ctx, model_rec.artifact)), cfg.replicas, cfg.port,
                                str(ctx.log_path(addr)), cfg.max_body_bytes)
     current = Endpoint.from_json(ctx.state.outputs.get(str(addr)))
+    if current is not None and ctx.state.provider and ctx.state.provider != ctx.analysis.app.provider.kind:
+        _retire(ctx, addr, current, ctx.state.provider)
+        current = None  # the new provider starts its own
     endpoint = replace(_serve(ctx, addr, provider, deployment, current), model=str(cfg.model),
                        replicas=cfg.replicas)
     ctx.backend.set_output(str(addr), endpoint.to_json())
     ctx.record(addr, None, {"url": endpoint.url, "port": endpoint.port, "replicas": cfg.replicas,
                             "model_fingerprint": endpoint.model_fingerprint}, None,
                seconds=time.monotonic() - start, info=endpoint.url)
+
+
+def _retire(ctx: RunContext, addr: Address, current: Endpoint, old_kind: str) -> None:
+    """The api's server on the provider the app leaves, stopped: what serves is what the
+    state says, on one provider. One that cannot be reached is left, and the log says so."""
+    from mlp.errors import MlpError
+    from mlp.providers import provider_for
+
+    try:
+        stopped = provider_for(old_kind).stop_api(current, str(ctx.log_path(addr)))
+    except MlpError as e:
+        ctx.log(addr, f"the {old_kind} server at {current.url} is left running: {e.summary}")
+        return
+    if stopped:
+        ctx.log(addr, f"stopped the {old_kind} server at {current.url}: the api moves to {ctx.analysis.app.provider.kind}")
 
 
 def _serve(ctx: RunContext, addr: Address, provider: Provider, deployment: ApiDeployment,

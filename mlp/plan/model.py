@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from mlp.graph.address import Address
+
+if TYPE_CHECKING:
+    from mlp.state.moves import Move
 
 FORMAT_VERSION = "1.0"
 
@@ -23,13 +26,14 @@ class Action(StrEnum):
     CREATE = "create"
     REBUILD = "rebuild"
     REUSE = "reuse"
+    COPY = "copy"
     UPDATE = "update"
     DESTROY = "destroy"
     NOOP = "no-op"
 
     @property
     def symbol(self) -> str:
-        return {"create": "+", "rebuild": "~", "reuse": "=", "update": "~", "destroy": "-",
+        return {"create": "+", "rebuild": "~", "reuse": "=", "copy": ">", "update": "~", "destroy": "-",
                 "no-op": " "}[self.value]
 
     @property
@@ -51,6 +55,7 @@ class Reason(StrEnum):
     PROVIDER_CHANGED = "provider_changed"    # the provider kind changed: deployments move
     REMOVED = "removed"                      # in state, gone from the app
     CACHE_HIT = "cache_hit"                  # the new fingerprint's artifact is in the store
+    BACKEND_CHANGED = "backend_changed"      # copy: the artifact is in the old backend's store only
     ARTIFACT_MISSING = "artifact_missing"    # refresh: the recorded artifact is gone from the store
     NOT_RUNNING = "not_running"              # refresh: the api's server is down
     DRIFTED = "drifted"                      # refresh: the api's server serves another model
@@ -98,10 +103,11 @@ class Summary:
     reuse: int = 0
     update: int = 0
     destroy: int = 0
+    copy: int = 0              # artifacts brought over from the old backend (a move)
 
     @property
     def total(self) -> int:
-        return self.create + self.rebuild + self.reuse + self.update + self.destroy
+        return self.create + self.rebuild + self.reuse + self.update + self.destroy + self.copy
 
     may_skip: int = 0          # rebuilds early cut-off may skip
     estimate: float = 0.0      # seconds, summed over the runs that have an estimate
@@ -110,8 +116,9 @@ class Summary:
     def line(self) -> str:
         if not self.total:
             return "No changes. The app matches its state."
+        copy = f"{self.copy} to copy, " if self.copy else ""  # only a move copies
         return (f"Plan: {self.create} to create, {self.rebuild} to rebuild, {self.reuse} to reuse, "
-                f"{self.update} to update, {self.destroy} to destroy.")
+                f"{copy}{self.update} to update, {self.destroy} to destroy.")
 
     def detail_line(self) -> str:
         """What the plan cannot know yet, and how long it should take; "" when nothing runs."""
@@ -158,6 +165,11 @@ class Plan:
     # and port, a model's compute): kept in plan files, so that apply can refuse one whose
     # app changed only there. Not part of the JSON view.
     extras: Mapping[str, str] = field(default_factory=dict)
+    # The backend move apply makes first (None: the backend is the one the app last used),
+    # and what the plan says beside the blocks (the move, infrastructure an old provider
+    # still holds).
+    move: Move | None = None
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> Summary:
         counts = {a: 0 for a in Action}
@@ -165,7 +177,7 @@ class Plan:
             counts[c.action] += 1
         runs = [c for c in self.changes if c.action.runs]
         return Summary(counts[Action.CREATE], counts[Action.REBUILD], counts[Action.REUSE],
-                       counts[Action.UPDATE], counts[Action.DESTROY],
+                       counts[Action.UPDATE], counts[Action.DESTROY], counts[Action.COPY],
                        may_skip=sum(1 for c in runs if c.may_skip),
                        estimate=sum(c.estimate or 0.0 for c in runs),
                        unestimated=sum(1 for c in runs if c.estimate is None))
@@ -187,7 +199,9 @@ class Plan:
             "options": {"variables": dict(sorted(self.variables.items())), "targets": list(self.targets),
                         "replace": list(self.replace), "sample": self.sample},
             "changes": [c.to_json() for c in self.changes],
-            "summary": {"create": s.create, "rebuild": s.rebuild, "reuse": s.reuse,
+            "backend_move": self.move.to_json() if self.move else None,
+            "notes": list(self.notes),
+            "summary": {"create": s.create, "rebuild": s.rebuild, "reuse": s.reuse, "copy": s.copy,
                         "update": s.update, "destroy": s.destroy, "may_skip": s.may_skip,
                         "estimated_seconds": round(s.estimate, 1), "text": s.line(),
                         "detail": s.detail_line()},
@@ -205,4 +219,11 @@ class Plan:
                    variables=dict(opts.get("variables", {})), targets=tuple(opts.get("targets", ())),
                    replace=tuple(opts.get("replace", ())), sample=opts.get("sample"),
                    format_version=d.get("format_version", FORMAT_VERSION),
-                   extras=dict(d.get("extras", {})))
+                   extras=dict(d.get("extras", {})), move=_move(d.get("backend_move")),
+                   notes=tuple(str(n) for n in d.get("notes", ()) if isinstance(n, str)))
+
+
+def _move(d: Any) -> Move | None:
+    from mlp.state.moves import Move
+
+    return Move.from_json(d) if d else None

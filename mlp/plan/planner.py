@@ -50,8 +50,12 @@ def parse_addresses(texts: Iterable[str], known: Iterable[Address], flag: str) -
 
 
 def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool],
-              opts: PlanOptions) -> Plan:
+              opts: PlanOptions, old_has: Callable[[str], bool] | None = None) -> Plan:
+    """`store_has(fingerprint)`: whether the backend's store holds that block output. With
+    `old_has` (a backend move: `state` is the old backend's), an output only the old
+    store holds is copied, not rebuilt."""
     app, graph, fps = analysis.app, analysis.graph, analysis.fingerprints
+    has = store_has if old_has is None else (lambda fp: store_has(fp) or old_has(fp))
     in_state = {Address.parse(a) for a in state.blocks}
     targets = parse_addresses(opts.targets, set(fps) | in_state, "--target")
     replace = set(parse_addresses(opts.replace, fps, "--replace"))
@@ -62,9 +66,10 @@ def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool]
         if addr not in fps or addr not in selected:
             continue
         rec = state.blocks.get(str(addr))
-        ch = _change(addr, fps[addr], rec, changes, state, app.provider.kind, store_has,
+        ch = _change(addr, fps[addr], rec, changes, state, app.provider.kind, has,
                      addr in replace, addr in forced, app.blocks[addr].extra())
-        changes[addr] = _estimated(_refreshed(ch, opts.refresh), rec)
+        ch = _estimated(_refreshed(ch, opts.refresh), rec)
+        changes[addr] = _copied(ch, rec, store_has) if old_has is not None else ch
     for a in sorted(in_state - set(fps)):
         if targets and a not in targets:
             continue
@@ -76,6 +81,20 @@ def make_plan(analysis: Analysis, state: State, store_has: Callable[[str], bool]
                 code={str(k): v for k, v in analysis.code.items()},
                 variables=dict(opts.variables), targets=tuple(opts.targets), replace=tuple(opts.replace),
                 sample=opts.sample, extras=extras_digests(analysis, changes))
+
+
+def _copied(ch: Change, rec: BlockRecord | None, store_has: Callable[[str], bool]) -> Change:
+    """A block whose output the plan takes as it is (reused, or unchanged) while the new
+    backend's store lacks it: the old store has it (the plan saw so), and apply copies it."""
+    fp = ch.fingerprint_after
+    if ch.action not in (Action.REUSE, Action.NOOP) or fp is None or store_has(fp):
+        return ch
+    if ch.action is Action.NOOP and (rec is None or rec.artifact is None):
+        return ch  # nothing stored to bring over
+    why = ch.details if ch.action is Action.REUSE else ()
+    return Change(ch.address, Action.COPY, Reason.BACKEND_CHANGED,
+                  ("its output is in the old backend's store: copied, not rebuilt", *why),
+                  ch.fingerprint_before, fp)
 
 
 def _by_address(change: Change) -> Any:

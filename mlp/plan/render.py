@@ -8,9 +8,9 @@ from typing import Any, Mapping
 from mlp.graph.address import Kind
 from mlp.plan.model import format_seconds
 
-_STYLE = {"create": "green", "rebuild": "yellow", "reuse": "cyan", "update": "yellow",
+_STYLE = {"create": "green", "rebuild": "yellow", "reuse": "cyan", "copy": "cyan", "update": "yellow",
           "destroy": "red", "no-op": "dim"}
-_SYMBOL = {"create": "+", "rebuild": "~", "reuse": "=", "update": "~", "destroy": "-", "no-op": " "}
+_SYMBOL = {"create": "+", "rebuild": "~", "reuse": "=", "copy": ">", "update": "~", "destroy": "-", "no-op": " "}
 
 
 def text_lines(plan: Mapping[str, Any], verbose: bool = False) -> list[tuple[str, str]]:
@@ -41,6 +41,8 @@ def text_lines(plan: Mapping[str, Any], verbose: bool = False) -> list[tuple[str
                 out.append((f"        {d}", "dim" if c["action"] == "no-op" else ""))
     if changes:
         out.append(("", ""))
+    for note in plan.get("notes", ()):
+        out += [(note, "yellow"), ("", "")]
     out.append((plan["summary"]["text"], "bold"))
     if plan["summary"].get("detail"):
         out.append((plan["summary"]["detail"], ""))
@@ -72,6 +74,8 @@ def render_markdown(plan: Mapping[str, Any], verbose: bool = False) -> str:
             lines.append(f"| `{_SYMBOL[c['action']]}` | `{c['address']}` | {c['action']} | {c['reason']}"
                          f"{_notes(c)} | {details} |")
         lines.append("")
+    for note in plan.get("notes", ()):
+        lines += [f"> {note}", ""]
     lines.append(f"**{plan['summary']['text']}**")
     if plan["summary"].get("detail"):
         lines += ["", plan["summary"]["detail"]]

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from mlp.diagnostics import Diagnostics
     from mlp.engine.datarun import DataRun
     from mlp.plan.model import Plan
+    from mlp.state.moves import BackendSpec
     from runtime.jobs import GateJob, GateScore, PredictJob, TrainJob, TrainResult
 
 
@@ -230,3 +231,22 @@ def provider_for(config: ProviderConfig | str, app: App | None = None) -> Provid
     from mlp.providers.registry import load_provider
 
     return load_provider(config, app)
+
+
+def leftovers(kind: str, app: App, old_backend: BackendSpec | None = None) -> str:
+    """What provider `kind`, which the app's state ran on until now, still holds for it
+    once the app has moved to another provider, and how to remove it: a provider that
+    provisions (a cloud's stack) says so through an optional `leftovers(app, backend)`
+    method, `backend` being the one its stack's state is in (None: the app's). "" when
+    it holds nothing, or its plugin is gone."""
+    from mlp.errors import MlpError
+
+    if kind == "local":
+        return ""  # its APIs are local processes, which the api blocks' rebuild replaces
+    try:
+        provider = provider_for(kind, app)
+    except MlpError:
+        return (f'The app ran on provider "{kind}" until now, and its plugin is not installed here: what that '
+                "provider made for the app (a cluster, a stack) is not torn down by this apply.")
+    say = getattr(provider, "leftovers", None)
+    return str(say(app, old_backend)) if callable(say) else ""

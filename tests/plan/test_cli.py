@@ -106,8 +106,9 @@ def test_plan_json(applied_app: Path) -> None:
     (applied_app / "app.hcl").write_text((applied_app / "app.hcl").read_text().replace("epochs = 50", "epochs = 60"))
     doc = json.loads(ok(run_mlp("-C", applied_app, "plan", "--json")).stdout)
     assert doc["format_version"] == "1.0"
+    assert (doc["backend_move"], doc["notes"]) == (None, [])  # the backend is the one last used
     estimate = doc["summary"].pop("estimated_seconds")
-    assert doc["summary"] == {"create": 0, "rebuild": 2, "reuse": 0, "update": 0, "destroy": 0, "may_skip": 0,
+    assert doc["summary"] == {"create": 0, "rebuild": 2, "reuse": 0, "copy": 0, "update": 0, "destroy": 0, "may_skip": 0,
                               "text": "Plan: 0 to create, 2 to rebuild, 0 to reuse, 0 to update, 0 to destroy.",
                               "detail": f"Estimated time: {format_seconds(estimate)}."}
     assert estimate > 0  # the model's and the api's last runs, from the state

@@ -45,7 +45,7 @@ from mlp_cloud.events import changes_of
 from mlp_cloud.handoff import ClusterOutputs, kubeconfig_path, kubernetes_provider
 from mlp_cloud.infra import Infra
 from mlp_cloud.settings import ClusterSize, Shape, check_cluster
-from mlp_cloud.stack import StackRef
+from mlp_cloud.stack import StackRef, backend_url
 
 if TYPE_CHECKING:
     from mlp.config.blocks import App, ProviderConfig
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from mlp.engine.datarun import DataRun
     from mlp.plan.model import Plan
     from mlp.state.backends.objects import ObjectStore
+    from mlp.state.moves import BackendSpec
     from mlp_kubernetes.kubeapi import KubeApi
     from mlp_kubernetes.provider import KubernetesProvider
     from mlp_kubernetes.runs import Clock
@@ -170,6 +171,20 @@ class CloudProvider:
         self.__dict__.pop("kube", None)
         kubeconfig_path(app, self.kind).unlink(missing_ok=True)
 
+    def leftovers(self, app: App, backend: BackendSpec | None) -> str:
+        """What this cloud's stack still holds once the app runs on another provider, and
+        the commands that tear it down (the stack's state is in `backend`, the app's old
+        one on a move, else the app's)."""
+        from mlp.config.blocks import BackendConfig
+
+        where = app.backend if backend is None else BackendConfig(backend.kind, None, dict(backend.settings))
+        stack = StackRef.of(app, self.kind, {})
+        url = backend_url(where, Path(app.dir))
+        return (f'The {self.kind} stack "{stack.name}" still holds the cluster, node pools, bucket, registry and '
+                "identity it made for this app: this apply leaves them up, and they cost by the hour. Tear them "
+                f"down with the Pulumi CLI: pulumi login '{url}', then pulumi destroy --stack {stack.name} "
+                f"--cwd {Path(stack.work_dir).relative_to(app.dir)} (docs/cloud.md).")
+
     # -- the Kubernetes layer on the stack's cluster ---------------------------------------
 
     @cached_property
@@ -182,9 +197,20 @@ class CloudProvider:
         return refresh_records(state, store, self.api_health)
 
     def api_health(self, endpoint: Endpoint | None, expected: str) -> ApiHealth:
+        """What the cluster says of the api; what cannot be asked (no Pulumi CLI, no cluster
+        yet) is taken as the state says it, as `terraform plan -refresh=false` would."""
         if endpoint is None:
             return ApiHealth(ApiStatus.DOWN, None, f"the state records no api on the {self.kind} cluster")
+        if self.seams.pulumi_cli() is None or "kube" not in self.__dict__ and not self._has_cluster():
+            return ApiHealth(ApiStatus.SERVING, endpoint.model_fingerprint or expected)
         return self.kube.api_health(endpoint, expected)
+
+    def _has_cluster(self) -> bool:
+        app = self.app
+        try:
+            return app is not None and ClusterOutputs.of(self.driver.outputs(self.stack(app))) is not None
+        except MlpError:
+            return False
 
     def run_data(self, run: DataRun) -> None:
         self.kube.run_data(run)

@@ -2,20 +2,29 @@
 
 - `iris`: examples/iris under `provider "gcp"` with a gcs backend; `iris_gpu`: the same,
   its model asking for a GPU;
-- `loaded`: an app folder loaded into mlp's `App`.
+- `loaded`: an app folder loaded into mlp's `App`;
+- `gcs_emulator`: gcp-storage-emulator on 127.0.0.1, the one the backends' tests use
+  (tests/state/conftest.py), for the golden plans' gcs backend;
+- `update_goldens`: rewrite golden files instead of comparing (MLP_UPDATE_GOLDENS=1).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 pytest.register_assert_rewrite("mlp_cloud.contract", "mlp_cloud.mocks")
 
-from mlp_cloud.testing import app_fixtures  # noqa: E402
+from mlp_cloud.testing import app_fixtures, updating_goldens  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
+if str(REPO) not in sys.path:  # the repository's own tests, for their servers
+    sys.path.append(str(REPO))
+
+from tests.state.conftest import gcs_emulator  # noqa: E402, F401
+
 PROVIDER = '''provider "gcp" {
   project = "ml-platform-123"
   region  = "europe-west1"
@@ -31,6 +40,11 @@ BACKEND = '''backend "gcs" {
 
 
 iris, iris_gpu, iris_once, loaded = app_fixtures(REPO, PROVIDER, BACKEND)
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return updating_goldens(request.config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
