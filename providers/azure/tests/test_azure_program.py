@@ -105,7 +105,7 @@ def test_with_the_backend_group_the_identity_reaches_the_backend_prefix_too(iris
     from mlp.config.blocks import ProviderConfig
 
     app = loaded(iris)
-    block = app.provider  # backend_resource_group is read when the block has it; the schema has it not yet
+    block = app.provider  # the block as if it set backend_resource_group = "state-rg"
     app = replace(app, provider=ProviderConfig(block.kind, block.pos, {**block.settings,
                                                                         "backend_resource_group": "state-rg"}))
     backend = next(r.inputs for r in run(app).of_type(ROLE) if r.name == "iris-workload-backend")
