@@ -10,8 +10,11 @@ rest. The `KubernetesProvider` gets a `provider "kubernetes"` block made from th
     image                 the block's `image`, else REGISTRY/mlp-runtime:VERSION
     gpu_node_selector     the label every cloud's GPU pool carries
     service_account_annotations   what ties the workloads' account to the cloud identity
+    pod_labels            what the identity needs on the pods (Azure's `azure.workload.identity/use`)
 
 and the block's other Kubernetes settings when it has them (`service_type`, `executors`...).
+A block's own `service_account_annotations` and `pod_labels`, when the schema lets it have
+them, are kept; the identity's entries are added to them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ if TYPE_CHECKING:
 OUTPUTS = ("cluster", "kubeconfig", "context", "bucket", "registry", "namespace", "identity")
 GPU_LABEL = {"nvidia.com/gpu.present": "true"}  # on every cloud's GPU pool, and its taint's key
 GPU_TAINT = "nvidia.com/gpu"
+# The pod labels a workload identity needs besides its service-account annotation, by that
+# annotation (the clouds' programs export it as `identity_annotation`: mlp_azure.program's
+# WI_ANNOTATION). Azure's webhook injects the identity's token only into pods labelled so;
+# IRSA's and GKE's need the annotation alone.
+IDENTITY_POD_LABELS: Mapping[str, Mapping[str, str]] = {
+    "azure.workload.identity/client-id": {"azure.workload.identity/use": "true"},
+}
 # The block's Kubernetes settings passed on as they are (docs/kubernetes.md).
 KUBE_SETTINGS = ("service_type", "executors", "executor_cores", "executor_memory", "cache_claim", "driver_cpu",
                  "driver_memory", "api_cpu", "api_memory", "job_ttl_seconds")
@@ -94,10 +104,19 @@ def kube_block(config: ProviderConfig, out: ClusterOutputs, path: Path) -> Provi
         "kubeconfig": str(path), "context": out.context, "namespace": out.namespace or "default",
         "image": str(s.get("image") or out.image()), "parallelism": int(s.get("parallelism") or 2),
         "gpu_node_selector": dict(GPU_LABEL)}
-    if out.identity_annotation and out.identity:
-        settings["service_account_annotations"] = {out.identity_annotation: out.identity}
     settings |= {k: s[k] for k in KUBE_SETTINGS if s.get(k) is not None}
+    settings |= identity_settings(s, out)
     return ProviderConfig("kubernetes", config.pos, settings)
+
+
+def identity_settings(s: Mapping[str, Any], out: ClusterOutputs) -> dict[str, Any]:
+    """`service_account_annotations` and `pod_labels`: the block's own (when it has them), with
+    what the stack's workload identity needs added."""
+    notes, labels = dict(s.get("service_account_annotations") or {}), dict(s.get("pod_labels") or {})
+    if out.identity_annotation and out.identity:
+        notes[out.identity_annotation] = out.identity
+        labels |= IDENTITY_POD_LABELS.get(out.identity_annotation, {})
+    return {k: v for k, v in (("service_account_annotations", notes), ("pod_labels", labels)) if v}
 
 
 def kubernetes_provider(config: ProviderConfig, app: App, outputs: Mapping[str, str],

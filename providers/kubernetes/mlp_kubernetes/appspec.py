@@ -10,7 +10,7 @@ from mlp.config import blocks as B
 from mlp.graph.address import Address
 from mlp_kubernetes.quantity import parse_memory
 from mlp_kubernetes.settings import KubeSettings
-from mlp_kubernetes.specs import AppSpec, DataUnit, Replicas, Resources, Serving, Training
+from mlp_kubernetes.specs import AppSpec, DataUnit, ModelColumn, Replicas, Resources, Serving, Training
 from mlp_kubernetes.storage import Storage
 
 DEFAULT_SERVICE_PORT = 80
@@ -26,13 +26,16 @@ def app_spec(app: B.App, fingerprints: Mapping[Address, str], settings: KubeSett
 def jobs_spec(app: B.App, settings: KubeSettings) -> AppSpec:
     """The app's data units and trainings, without its apis (whose models are known only once
     planned or built)."""
-    data, models = [], []
+    data, models, columns = [], [], []
     for address, block in sorted(app.blocks.items()):
         if isinstance(block, B.Source):
             data.append(DataUnit(str(address), address.name))
         elif isinstance(block, B.Model):
             models.append(Training(str(address), address.name, resources(block.compute, settings)))
-    return AppSpec(app.name, settings, Storage.of(app.backend), tuple(data), tuple(models))
+        elif isinstance(block, B.TransformedColumn) and block.model is not None:
+            columns.append(ModelColumn(str(address), address.name, str(block.model)))
+    return AppSpec(app.name, settings, Storage.of(app.backend), tuple(data), tuple(models), (),
+                   tuple(columns))
 
 
 def serving(address: Address, api: B.Api, model_fingerprint: str) -> Serving:

@@ -79,7 +79,7 @@ class Desired:
     @classmethod
     def app(cls, spec: AppSpec, manifests: Iterable[Manifest]) -> Desired:
         blocks = [APP_BLOCK, *(u.source for u in spec.data), *(t.model for t in spec.models),
-                  *(a.api for a in spec.apis)]
+                  *(a.api for a in spec.apis), *(c.column for c in spec.columns)]
         return cls(spec.namespace, Selector.app(spec.name), tuple(sorted(manifests, key=lambda m: m.ref)),
                    frozenset(label_value(b) for b in blocks))
 

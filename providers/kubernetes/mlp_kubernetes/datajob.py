@@ -98,7 +98,7 @@ def executor_template(spec: AppSpec, unit: DataUnit) -> dict[str, Any]:
                  "envFrom": pods.env_from(spec), "securityContext": pods.container_security(),
                  "volumeMounts": pods.work_mounts(cache=True)}
     return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"labels": Owner(spec.name, unit.source, "executor").labels()},
+            "metadata": {"labels": pods.pod_labels(spec, Owner(spec.name, unit.source, "executor"))},
             "spec": {"serviceAccountName": workload_account(spec), "automountServiceAccountToken": False,
                      "securityContext": pods.pod_security(), "containers": [container],
                      "volumes": pods.work_volumes(spec, spec.settings.cache_claim)}}
@@ -133,4 +133,4 @@ def _job_body(spec: AppSpec, unit: DataUnit, owner: Owner, name: str) -> dict[st
                         cache_claim=spec.settings.cache_claim if shared else "", token=shared)
     pod["volumes"].append({"name": "job", "configMap": {"name": name}})
     return {"spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": spec.settings.job_ttl_seconds,
-                     "template": {"metadata": {"labels": owner.labels()}, "spec": pod}}}
+                     "template": {"metadata": {"labels": pods.pod_labels(spec, owner)}, "spec": pod}}}

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlp_kubernetes.names import Owner
 from mlp_kubernetes.specs import AppSpec, Resources
 from mlp_kubernetes.storage import BACKEND_ENV
 
@@ -37,6 +38,12 @@ def storage_secret(spec: AppSpec) -> str:
     """The optional Secret every container takes its variables from: storage credentials such
     as AWS_ACCESS_KEY_ID, where no workload identity gives them. mlp never makes it."""
     return spec.object_name("storage")
+
+
+def pod_labels(spec: AppSpec, owner: Owner) -> dict[str, str]:
+    """A pod template's labels: mlp's own, then the provider's `pod_labels` (which may not
+    name one of mlp's: `check` refuses that, so mlp's always hold)."""
+    return {**owner.labels(), **spec.settings.pod_labels}
 
 
 def env(spec: AppSpec, *extra: tuple[str, str]) -> list[dict[str, Any]]:

@@ -8,17 +8,19 @@
     provision    the app's service accounts; teardown deletes all of the app's objects
     run_data     a source's data unit as a Spark driver Job, its events replayed here
     train        a model's training as a Job
+    predict      a model's predictions as a column, as a Job
+    evaluate     an api's rollout gate (the serving model against the new one), as a Job
     deploy_api / reload_api   the api's Deployment, Service and autoscaler (a rolling update)
     stop_api     the api's objects, deleted by its labels
 
 Every cluster call goes through a `KubeApi` (`mlp_kubernetes.kubeapi`): the real one is made
 from the block's kubeconfig and context on first use; tests hand in a `RecordingKubeApi`.
-A model's predictions as a column and the rollout gate do not run on a cluster yet: they are
-refused with what to do instead, never run on this machine in the cluster's name.
+Nothing runs on this machine in the cluster's name: each runtime job is a Job, its inputs and
+outputs moved through the backend's bucket.
 
 mlp's engine hands a provider its block only. What makes objects needs the app too (its
 name, backend and blocks): `provision`, `teardown`, `train` and `deploy_api` need `bind(app)`
-first and say so without it. `preview` and `run_data` find the app in what they are given;
+first and say so without it (as do `predict` and `evaluate`). `preview` and `run_data` find the app in what they are given;
 `refresh`, `api_health` and `stop_api` find an api's objects from its recorded endpoint.
 """
 
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from mlp.state.backends.objects import ObjectStore
     from mlp_kubernetes.kubeapi import KubeApi
     from mlp_kubernetes.runs import Clock
-    from mlp_kubernetes.specs import AppSpec, Serving
+    from mlp_kubernetes.specs import AppSpec, Serving, Training
     from runtime.jobs import GateJob, GateScore, PredictJob, TrainJob, TrainResult
 
 
@@ -158,14 +160,32 @@ class KubernetesProvider:
                                 job, log, self.clock)
 
     def predict(self, job: PredictJob, log: JobLog) -> None:
-        raise UsageError(f"{log.block}: a model's predictions as a column do not run on Kubernetes yet",
-                         "The kubernetes provider runs data units, training and apis on the cluster.",
-                         'Use provider "local" for an app with a transformed_column of a model')
+        """A model's predictions as the column `log.block`, in a Job sized as the model's training."""
+        from mlp_kubernetes.modeljobs import predict_on_cluster
+
+        spec = self.spec("run a model's predictions")
+        column = next((c for c in spec.columns if c.column == log.block), None)
+        if column is None:
+            raise UsageError(f"The app has no transformed_column of a model at {log.block}",
+                             "The engine's prediction job names it.")
+        training = self._training(spec, column.model, log.block)
+        predict_on_cluster(self.api, self.store(self._bound("run a model's predictions")), spec, column, training,
+                           job, log, self.clock)
 
     def evaluate(self, job: GateJob, log: JobLog) -> GateScore:
-        raise UsageError(f"{log.block}: the rollout gate does not run on Kubernetes yet",
-                         "It scores the serving and the new model before an api moves to the new one.",
-                         f'Set promote = "always" in {log.block} to roll out new models without the gate')
+        """The rollout gate of the api `log.block`, in a Job with its model's CPU and memory."""
+        from mlp.config.blocks import Api
+        from mlp.graph.address import Address
+        from mlp_kubernetes.modeljobs import gate_on_cluster
+        from mlp_kubernetes.runjob import gate_run
+
+        app = self._bound("run the rollout gate")
+        block = app.blocks.get(Address.parse(log.block))
+        if not isinstance(block, Api) or block.model is None:
+            raise UsageError(f"The app has no api of a model at {log.block}", "The engine's rollout gate names it.")
+        spec = self.spec("run the rollout gate")
+        run = gate_run(log.block, block.name, self._training(spec, str(block.model), log.block))
+        return gate_on_cluster(self.api, self.store(app), spec, run, job, log, self.clock)
 
     # -- serving -----------------------------------------------------------------------
 
@@ -209,6 +229,13 @@ class KubernetesProvider:
         from mlp_kubernetes.appspec import jobs_spec
 
         return jobs_spec(self._bound(verb), self.settings)
+
+    @staticmethod
+    def _training(spec: AppSpec, model: str, block: str) -> Training:
+        training = spec.training(model)
+        if training is None:
+            raise UsageError(f"{block}: the app has no {model}", f"{block} uses it.", f"Add {model}, or use another")
+        return training
 
     def _bound(self, verb: str) -> App:
         if self.app is None:

@@ -2,7 +2,8 @@
 
 - `<app>-workload`: every pod that does not talk to the Kubernetes API (training, the apis,
   a data unit that runs Spark inside its driver pod, executors). No rights, and no token
-  mounted.
+  mounted. It carries the provider's `service_account_annotations`: what ties it to a cloud
+  identity (IRSA's role, GKE's or Azure's workload identity), which the pods' SDKs then use.
 - `<app>-spark`, only when data units start executor pods: a Role in the app's namespace
   (nothing cluster-wide) that lets a Spark driver do what Spark's Kubernetes scheduler does:
   create, watch and delete its executor pods and their config map. The driver runs inside
@@ -43,7 +44,7 @@ def driver_account(spec: AppSpec) -> str:
 def rbac(spec: AppSpec) -> list[Manifest]:
     owner = Owner(spec.name, component="identity")
     out = [Manifest.build(Kind.SERVICE_ACCOUNT, spec.namespace, workload_account(spec), owner,
-                          {"automountServiceAccountToken": False})]
+                          {"automountServiceAccountToken": False}, spec.settings.service_account_annotations)]
     if not uses_executors(spec):
         return out
     name = spark_account(spec)

@@ -44,7 +44,7 @@ def api_manifests(spec: AppSpec, api: Serving) -> list[Manifest]:
         "selector": {"matchLabels": select},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "revisionHistoryLimit": 3,
-        "template": {"metadata": {"labels": owner.labels(), "annotations": notes},
+        "template": {"metadata": {"labels": pods.pod_labels(spec, owner), "annotations": notes},
                      "spec": _pod(spec, api, artifact_key(api.model_fingerprint))}}}
     service = {"spec": {"type": spec.settings.service_type.value, "selector": select,
                         "ports": [{"name": "http", "port": api.port, "targetPort": "http", "protocol": "TCP"}]}}

@@ -1,9 +1,10 @@
 """The `provider "kubernetes"` block, read once into `KubeSettings`, and its checks.
 
-The block's schema (`mlp.config.schema.PROVIDERS["kubernetes"]`) has kubeconfig, context,
-namespace, image and parallelism. The other settings here are read when the block has them
-and otherwise take the defaults below, so the schema can grow without this module changing
-(`docs/kubernetes.md` lists them).
+The block's schema (`mlp.config.schema.PROVIDERS["kubernetes"]`) decides what a user may
+write. Every setting here is read when the block has it and otherwise takes the default
+below, so the schema can grow without this module changing (`docs/kubernetes.md` lists
+them). `service_account_annotations` and `pod_labels` are set by the cloud providers' hand-over
+(`mlp_cloud.handoff`): what ties the workloads to a cloud identity.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from mlp_kubernetes.metadata import MetaKind, problems, string_map
 from mlp_kubernetes.quantity import Memory, parse_memory
 
 if TYPE_CHECKING:
@@ -26,6 +28,8 @@ IMAGE_REF = re.compile(r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._/-][a-z0-9]+)
                        r"(@sha256:[0-9a-f]{64})?$")
 GPU_RESOURCE = "nvidia.com/gpu"
 CONTEXT = 'in provider "kubernetes"'
+ANNOTATIONS = "service_account_annotations"
+POD_LABELS = "pod_labels"
 
 
 class ServiceType(StrEnum):
@@ -76,6 +80,8 @@ class KubeSettings:
     train_memory: Memory = field(default_factory=lambda: parse_memory("2Gi"))
     gpu_pool: Pool = field(default_factory=Pool)
     job_ttl_seconds: int = 86400
+    service_account_annotations: Mapping[str, str] = field(default_factory=dict)  # on <app>-workload
+    pod_labels: Mapping[str, str] = field(default_factory=dict)  # on every pod, beside mlp's own
 
     @property
     def runtime_image(self) -> str:
@@ -100,7 +106,9 @@ class KubeSettings:
             api_cpu=float(s.get("api_cpu") or base.api_cpu), api_memory=_memory(s, "api_memory", base.api_memory),
             train_cpu=base.train_cpu, train_memory=base.train_memory,
             gpu_pool=Pool({str(k): str(v) for k, v in pool.items()}) if isinstance(pool, Mapping) else base.gpu_pool,
-            job_ttl_seconds=int(s.get("job_ttl_seconds") or base.job_ttl_seconds))
+            job_ttl_seconds=int(s.get("job_ttl_seconds") or base.job_ttl_seconds),
+            service_account_annotations=string_map(ANNOTATIONS, s.get(ANNOTATIONS), MetaKind.ANNOTATION),
+            pod_labels=string_map(POD_LABELS, s.get(POD_LABELS), MetaKind.LABEL))
 
 
 def _memory(s: Mapping[str, Any], name: str, default: Memory) -> Memory:
@@ -145,6 +153,9 @@ def _check_extras(config: ProviderConfig, diags: Diagnostics) -> None:
             _memory(s, name, parse_memory("1Gi"))
         except ValueError as e:
             diags.error(f"{name}: {e}", config.pos, "", 'Use a size like "2Gi"', CONTEXT)
+    for setting, kind in ((ANNOTATIONS, MetaKind.ANNOTATION), (POD_LABELS, MetaKind.LABEL)):
+        for p in problems(setting, s.get(setting), kind):
+            diags.error(p.summary, config.pos, p.detail, p.fix, CONTEXT)
     if int(s.get("executors") or 0) > 0 and not s.get("cache_claim"):
         diags.error("Spark executors need a shared cache_claim", config.pos,
                     "The data engine writes each table into the artifact cache's folder, which the driver "

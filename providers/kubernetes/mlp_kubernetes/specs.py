@@ -1,7 +1,7 @@
 """What the manifests are rendered from: an app's workloads as typed values.
 
-`AppSpec` holds one `DataUnit` per source, one `Training` per model and one `Serving` per
-api, sorted by address, with the provider's settings and the bucket. `mlp_kubernetes.appspec`
+`AppSpec` holds one `DataUnit` per source, one `Training` per model, one `Serving` per
+api and one `ModelColumn` per transformed column of a model, sorted by address, with the provider's settings and the bucket. `mlp_kubernetes.appspec`
 makes one from an analysed app; the manifest builders read nothing else.
 """
 
@@ -72,6 +72,15 @@ class Training:
 
 
 @dataclass(frozen=True)
+class ModelColumn:
+    """A transformed column of a model's predictions: its run is a Job of its own."""
+
+    column: str            # "transformed_column.predicted"
+    name: str
+    model: str             # "model.dnn"
+
+
+@dataclass(frozen=True)
 class Serving:
     """One api: the model it serves (the fingerprint decides the bundle) and its shape."""
 
@@ -86,7 +95,8 @@ class Serving:
 
 @dataclass(frozen=True)
 class AppSpec:
-    """An app's workloads. Invariant: `data`, `models` and `apis` are sorted by address."""
+    """An app's workloads. Invariant: `data`, `models`, `apis` and `columns` are sorted by
+    address."""
 
     name: str
     settings: KubeSettings
@@ -94,6 +104,10 @@ class AppSpec:
     data: tuple[DataUnit, ...] = ()
     models: tuple[Training, ...] = ()
     apis: tuple[Serving, ...] = ()
+    columns: tuple[ModelColumn, ...] = ()
+
+    def training(self, model: str) -> Training | None:
+        return next((t for t in self.models if t.model == model), None)
 
     @property
     def namespace(self) -> str:

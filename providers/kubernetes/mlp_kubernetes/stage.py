@@ -1,14 +1,15 @@
 """What a pod runs around the runtime's commands: its inputs in, its outputs out.
 
     python -m mlp_kubernetes.stage pull NAME PATH [NAME PATH ...]
-    python -m mlp_kubernetes.stage run --push DIR NAME -- COMMAND [ARG ...]
+    python -m mlp_kubernetes.stage run --push DIR NAME [--stdout FILE] -- COMMAND [ARG ...]
 
 NAME is an object of the backend's bucket (under its prefix), or a folder when it ends in
 "/". The backend comes from `MLP_BACKEND` (the backend block as JSON, `mlp_kubernetes.storage`);
 credentials from the SDK's own chain. `run` runs COMMAND as a child process, passing it
 SIGTERM and SIGINT, and once it exits 0 uploads the folder DIR to NAME; it exits with the
 command's code (1 when the upload fails). Progress and errors go to stderr, so the
-command's stdout (the runtime's JSON events) stays its own.
+command's stdout (the runtime's JSON events) stays its own; with `--stdout`, each line of it
+is also written to FILE (inside DIR, it is uploaded with the rest: the rollout gate's answer).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mlp_kubernetes.storage import BACKEND_ENV, Storage, backend_of_env
 from mlp_kubernetes.transfer import Moved, pull, push
 
 USAGE = ("usage: python -m mlp_kubernetes.stage pull NAME PATH [NAME PATH ...]\n"
-         "       python -m mlp_kubernetes.stage run --push DIR NAME -- COMMAND [ARG ...]")
+         "       python -m mlp_kubernetes.stage run --push DIR NAME [--stdout FILE] -- COMMAND [ARG ...]")
 
 
 def _store(storage: Storage) -> ObjectStore:
@@ -63,27 +64,36 @@ def pull_all(pairs: list[str]) -> int:
 
 
 def run_then_push(args: list[str]) -> int:
-    if len(args) < 5 or args[0] != "--push" or args[3] != "--":
+    tee = args[4] if args[3:4] == ["--stdout"] and len(args) > 5 else ""
+    rest = args[5:] if tee else args[3:]
+    if len(args) < 3 or args[0] != "--push" or len(rest) < 2 or rest[0] != "--":
         print(USAGE, file=sys.stderr)
         return 2
-    folder, name, command = Path(args[1]), args[2], args[4:]
+    folder, name, command = Path(args[1]), args[2], rest[1:]
     storage = _storage()  # before the command runs: a pod without a backend fails at once
     folder.mkdir(parents=True, exist_ok=True)
-    code = _run(command)
+    code = _run(command, Path(tee) if tee else None)
     if code != 0:
         return code
     _say("pushed", push(_store(storage), folder, name), f"from {folder} to {storage.url(name)}")
     return 0
 
 
-def _run(command: list[str]) -> int:
-    child = subprocess.Popen(command)
+def _run(command: list[str], tee: Path | None = None) -> int:
+    child = subprocess.Popen(command, stdout=subprocess.PIPE if tee else None, text=True)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         child.send_signal(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
+    if tee is not None and child.stdout is not None:
+        tee.parent.mkdir(parents=True, exist_ok=True)
+        with tee.open("w", encoding="utf-8") as copy:
+            for line in child.stdout:  # to the pod's log as it comes, and into the file
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                copy.write(line)
     code = child.wait()
     return code if code >= 0 else 128 - code  # killed by a signal: the shell's 128 + N
 

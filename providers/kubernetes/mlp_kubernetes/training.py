@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING
 from mlp.errors import ApplyError
 from mlp.state.backends.objects import ObjectStore
 from mlp_kubernetes.kubeapi import KubeApi
-from mlp_kubernetes.runjob import JOB_FILE, OUT_DIR, RUN_DIR, RunJob, run_manifest
-from mlp_kubernetes.runs import Clock, run_job
+from mlp_kubernetes.podruns import follow, stage
+from mlp_kubernetes.runjob import JOB_FILE, OUT_DIR, RUN_DIR, RunJob
+from mlp_kubernetes.runs import Clock
 from mlp_kubernetes.specs import AppSpec
-from mlp_kubernetes.transfer import pull, push
+from mlp_kubernetes.transfer import pull
 
 if TYPE_CHECKING:
     from mlp.providers import JobLog
-    from runtime.jobs import TrainJob, TrainResult
+    from runtime.jobs import TableRef, TrainJob, TrainResult
 
 TENSORBOARD = "tensorboard"
 DATA = "data"  # the job's tables, data/<i> in the order the job names them
@@ -35,11 +36,10 @@ DATA = "data"  # the job's tables, data/<i> in the order the job names them
 
 def pod_job(job: TrainJob) -> TrainJob:
     """The job as the pod sees it: its inputs under /work/run, its output in /work/out."""
-    from runtime.jobs import TableRef, local_path
+    from runtime.jobs import local_path
 
     custom = f"file://{RUN_DIR}/code/{local_path(job.custom_path).name}" if job.custom_path else None
-    data = tuple(TableRef(f"file://{RUN_DIR}/{DATA}/{i}", t.columns) for i, t in enumerate(job.data))
-    return replace(job, data=data, out_dir=f"file://{OUT_DIR}", custom_path=custom,
+    return replace(job, data=pod_tables(job.data), out_dir=f"file://{OUT_DIR}", custom_path=custom,
                    tensorboard_dir=f"file://{OUT_DIR}/{TENSORBOARD}" if job.tensorboard_dir else None)
 
 
@@ -49,15 +49,27 @@ def stage_inputs(store: ObjectStore, run: RunJob, job: TrainJob) -> None:
 
     with tempfile.TemporaryDirectory(prefix="mlp-k8s-") as tmp:
         folder = Path(tmp)
-        for i, table in enumerate(job.data):  # each table in its own folder: data/0, data/1, ...
-            shutil.copytree(local_path(table.uri), folder / DATA / str(i))
+        copy_tables(job.data, folder)
         if job.custom_path:
             code = local_path(job.custom_path)
             (folder / "code").mkdir()
             shutil.copy2(code, folder / "code" / code.name)
         (folder / Path(JOB_FILE).name).write_text(json.dumps(pod_job(job).to_json(), indent=1))
-        push(store, folder, run.inputs)
-    store.delete_many(store.list(run.outputs))
+        stage(store, run, folder)
+
+
+def copy_tables(tables: tuple[TableRef, ...], folder: Path) -> None:
+    """Each table into its own folder: data/0, data/1, ... (as `pod_tables` names them)."""
+    from runtime.jobs import local_path
+
+    for i, table in enumerate(tables):
+        shutil.copytree(local_path(table.uri), folder / DATA / str(i))
+
+
+def pod_tables(tables: tuple[TableRef, ...]) -> tuple[TableRef, ...]:
+    from runtime.jobs import TableRef
+
+    return tuple(TableRef(f"file://{RUN_DIR}/{DATA}/{i}", t.columns) for i, t in enumerate(tables))
 
 
 def collect(store: ObjectStore, run: RunJob, job: TrainJob) -> TrainResult:
@@ -78,27 +90,9 @@ def collect(store: ObjectStore, run: RunJob, job: TrainJob) -> TrainResult:
 
 def train_on_cluster(api: KubeApi, store: ObjectStore, spec: AppSpec, run: RunJob, job: TrainJob,
                      log: JobLog, clock: Clock | None = None) -> TrainResult:
-    from mlp.providers.localjobs import epoch_line, event
-
     stage_inputs(store, run, job)
-    failure: dict[str, str] = {}
-
-    def line(text: str) -> None:
-        ev = event(text)
-        kind = ev.get("event") if ev is not None else None
-        if ev is None:
-            log.write(text, False)
-        elif kind == "epoch":
-            log.write(epoch_line(ev), True)
-        elif kind == "warning":
-            log.write(f"warning: {ev.get('message')} Fix: {ev.get('fix')}", True)
-        elif kind == "error":
-            failure.update(message=str(ev.get("message") or ""), hint=str(ev.get("hint") or ""))
-
-    manifest = run_manifest(spec, run)
-    log.write(f"train: Job {manifest.name} in namespace {spec.namespace} (context {api.context})", False)
-    status = run_job(api, spec, manifest, (), run.role, line, clock)
-    if failure or not status.succeeded:
-        raise ApplyError(f"{job.model}: {failure.get('message') or 'the training Job failed'}",
-                         f"See the log: mlp logs {log.block}", failure.get("hint", ""))
+    ended = follow(api, spec, run, log, clock)
+    if not ended.succeeded:
+        raise ApplyError(f"{job.model}: {ended.message or 'the training Job failed'}",
+                         f"See the log: mlp logs {log.block}", ended.hint)
     return collect(store, run, job)

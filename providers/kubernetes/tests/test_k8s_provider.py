@@ -382,16 +382,6 @@ def test_no_spark_session_is_started_in_the_applying_process(iris: Path) -> None
         'Use provider "local" to run data work in this process')
 
 
-def test_predictions_and_the_rollout_gate_are_refused_not_run_here(iris: Path) -> None:
-    p = provider(loaded(iris), RecordingKubeApi())
-    with pytest.raises(UsageError) as predict:
-        p.predict(None, JobLog("transformed_column.pred", "/tmp/x.log", lambda line, echo: None))  # type: ignore[arg-type]
-    assert predict.value.summary == "transformed_column.pred: a model's predictions as a column do not run on Kubernetes yet"
-    with pytest.raises(UsageError) as gate:
-        p.evaluate(None, JobLog("api.iris", "/tmp/x.log", lambda line, echo: None))  # type: ignore[arg-type]
-    assert gate.value.hint == 'Set promote = "always" in api.iris to roll out new models without the gate'
-
-
 # -- a data unit ----------------------------------------------------------------------------------
 
 

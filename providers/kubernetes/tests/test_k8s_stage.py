@@ -58,6 +58,28 @@ def test_stage_run_pushes_what_the_command_made_once_it_succeeded(moto: object, 
     assert store(moto, "push").list("k8s/runs/train/model.dnn/out/") == ["k8s/runs/train/model.dnn/out/result.json"]
 
 
+def test_stage_run_also_writes_the_commands_stdout_into_the_pushed_folder(moto: object, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    say = "import json, sys; print('scoring', file=sys.stderr); print(json.dumps({'metric': 'accuracy'}))"
+    done = subprocess.run([*STAGE, "run", "--push", str(out), "k8s/runs/gate/api.iris/out/", "--stdout",
+                           str(out / "stdout.txt"), "--", sys.executable, "-c", say], env=environ(moto, "tee"),
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, '{"metric": "accuracy"}\n'), done.stderr
+    assert "scoring" in done.stderr
+    s = store(moto, "tee")
+    assert s.list("k8s/runs/gate/api.iris/out/") == ["k8s/runs/gate/api.iris/out/stdout.txt"]
+    assert s.get("k8s/runs/gate/api.iris/out/stdout.txt") == b'{"metric": "accuracy"}\n'
+
+
+@pytest.mark.parametrize("args", [["--push", "/tmp/o", "n/", "--stdout", "--", "true"], ["--push", "/tmp/o", "n/"],
+                                  ["--push", "/tmp/o", "n/", "--stdout", "f", "true"]],
+                         ids=["no file", "no command", "no --"])
+def test_stage_run_without_its_parts_prints_the_usage(args: list[str]) -> None:
+    from mlp_kubernetes.stage import main
+
+    assert main(["run", *args]) == 2
+
+
 def test_stage_run_pushes_nothing_when_the_command_fails_and_keeps_its_code(moto: object, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

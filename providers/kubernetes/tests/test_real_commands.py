@@ -9,7 +9,10 @@ from the bucket:
   ConfigMap names: with no executors (the default) that is `local[N]`, Spark inside the
   driver pod, so it is the same here;
 - the training Job, `stage run --push ... -- python -m runtime.train /work/run/job.json`;
-- the api's Deployment, `python -m runtime.serve --bundle /work/bundle ...`.
+- the api's Deployment, `python -m runtime.serve --bundle /work/bundle ...`;
+- once the model is retrained, the api's rollout gate Job,
+  `stage run --push ... --stdout /work/out/stdout.txt -- python -m runtime.gate /work/run/job.json`,
+  scoring the serving and the new bundle before the Deployment moves to the new one.
 
 What differs from a pod is what `local_pods` says: mount paths are folders here, the
 container port a free one. No cluster-only variable needs replacing: the backend block names
@@ -145,3 +148,26 @@ def test_the_rendered_commands_build_and_serve_iris_from_the_bucket(
     # the training pod's log reached the model's log while it ran
     log = mlp_api.logs(app, "model.dnn").read_text()
     assert f"epoch {EPOCHS}/{EPOCHS}" in log and "stage: pushed" in log, log[-2000:]
+
+    # a retrained model goes through the rollout gate first, a Job of its own: its command, as
+    # sent, scores both bundles staged from the bucket, and the score it left there is the one
+    # that let the api move (a tolerance of 1 so that the swap never depends on the epochs)
+    hcl = app / "app.hcl"
+    hcl.write_text(hcl.read_text().replace(f"default     = {EPOCHS}\n", f"default     = {EPOCHS + 2}\n", 1))
+    models = app / "model.hcl"
+    models.write_text(models.read_text().replace("  replicas = 1\n", "  replicas = 1\n  tolerance = 1\n", 1))
+    again = mlp_api.apply(app)
+    assert (again.failed, again.skipped) == ({}, {})
+    assert [p.name for p in cluster.history[3:]] == ["iris-train-dnn-4", "iris-gate-iris-5", "iris-api-iris-6"]
+    sent = cluster.sent(Kind.JOB, "iris-gate-iris")
+    assert sent["spec"]["template"]["metadata"]["labels"]["mlp.dev/block"] == "model.dnn"
+    ran_as_rendered(cluster.pod(Kind.JOB, "iris-gate-iris"), sent["spec"]["template"]["spec"])
+    out = s3.get_object(Bucket=settings["bucket"], Key=settings["prefix"] + "/k8s/runs/gate/api.iris/out/stdout.txt")
+    score = json.loads(out["Body"].read().decode().strip().splitlines()[-1])
+    assert set(score) == {"metric", "old", "new", "rows"} and score["metric"] == "accuracy", score
+    assert 0 < score["rows"] <= 150 and all(0.0 <= score[k] <= 1.0 for k in ("old", "new")), score
+    api_log = mlp_api.logs(app, "api.iris").read_text()
+    assert f"promote: accuracy {score['new']:.4f} against {score['old']:.4f} for the model serving" in api_log, \
+        api_log[-2000:]
+    state = open_backend(app, "s3", settings, environ=env).read_state()
+    assert state.blocks["api.iris"].metrics["model_fingerprint"] == state.blocks["model.dnn"].fingerprint != fingerprint
