@@ -381,7 +381,7 @@ def test_summary_groups_skipped_blocks_by_cause(capsys: pytest.CaptureFixture[st
     from mlp.cli.summary import print_apply_summary
 
     changes = [SimpleNamespace(address=Address.parse(a), action=Action.CREATE) for a in BLOCKS]
-    res = SimpleNamespace(plan=SimpleNamespace(has_changes=True, changes=changes), built=BLOCKS[:8], reused=(),
+    res = SimpleNamespace(plan=SimpleNamespace(has_changes=True, changes=changes), built=BLOCKS[:8], reused=(), copied=(),
                           destroyed=(), seconds=1.0, carried=(), models=(), endpoints=(),
                           failed={"transformed_column.ab_ratio": "code/ratio.py:5: KeyError: 'numerator'"},
                           skipped={"transformed_column.ratio_clip": "transformed_column.ab_ratio"})
