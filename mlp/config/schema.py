@@ -219,6 +219,9 @@ WORKLOADS: dict[str, Field] = {
     "gpu_node_selector": Field("map", doc="The node labels GPU workloads select."),
     "job_ttl_seconds": Field("int", default=86400, range=AT_LEAST_0,
                              doc="How long a finished Job's pods are kept."),
+    "service_account_annotations": Field("map", doc="Annotations on the workloads' service account (a cloud "
+                                         "identity's, on a cluster mlp does not make)."),
+    "pod_labels": Field("map", doc="Labels on every pod mlp makes, beside its own."),
 }
 # A cloud's GPU pool carries a label of its own: its blocks take no gpu_node_selector.
 CLOUD_WORKLOADS = {k: v for k, v in WORKLOADS.items() if k != "gpu_node_selector"}

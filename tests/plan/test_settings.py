@@ -23,6 +23,7 @@ from mlp.config.loader import _suggest_name
 from mlp.config.schema import BLOCKS
 from mlp.config.values import coerce
 from mlp.diagnostics import Diagnostics, SourcePos, format_diagnostic
+from mlp.errors import DiagnosticsError
 from mlp.graph.address import NAME_RE
 from runtime import guardrails
 from runtime.tfdata import Column, NumericStats, Profile
@@ -129,8 +130,8 @@ ROWS = {
                                               '  gpu_node_selector = { pool = "gpu" }\n}\n'),
         'Error: Unknown attribute "gpu_node_selector"\n  on app.hcl:4:3, in provider "gcp"\n'
         "  Accepted here: api_cpu, api_memory, cache_claim, driver_cpu, driver_memory, executor_cores, "
-        "executor_memory, executors, image, job_ttl_seconds, namespace, parallelism, project, region, "
-        "service_type, cluster."),
+        "executor_memory, executors, image, job_ttl_seconds, namespace, parallelism, pod_labels, project, "
+        "region, service_account_annotations, service_type, cluster."),
     "cloud_service_type": Row(
         BASE.replace('provider "local" {}\n', 'provider "aws" {\n  region = "eu-west-1"\n'
                                               '  service_type = "NodePort"\n}\n'),
@@ -295,10 +296,20 @@ def test_a_bad_setting_is_refused_with_its_range_and_place(row_id: str, tmp_path
     assert format_diagnostic(only_error(app, dict(row.variables))) == row.expected
 
 
+def test_a_cloud_block_is_refused_what_its_cluster_would_refuse(tmp_path: Path) -> None:
+    block = ('provider "aws" {\n  region = "eu-west-1"\n  executors = 2\n'
+             '  pod_labels = { "mlp.dev/app" = "x" }\n}\n')
+    with pytest.raises(DiagnosticsError) as err:
+        api.validate(write_app(tmp_path / "app", {"app.hcl": BASE.replace('provider "local" {}\n', block)}))
+    assert sorted(d.summary for d in err.value.diagnostics.errors()) == [
+        "Spark executors need a shared cache_claim", 'pod_labels: "mlp.dev/app" is a key mlp or Kubernetes sets itself']
+
+
 @pytest.mark.parametrize("provider", [
     'provider "aws" {\n  region = "eu-west-1"\n  namespace = "ml"\n  image = "r.example/mlp:1"\n'
     '  executors = 2\n  cache_claim = "shared"\n  service_type = "LoadBalancer"\n}\n',
     'provider "azure" {\n  location = "westeurope"\n  backend_resource_group = "state-rg"\n  api_memory = "2Gi"\n}\n',
+    'provider "gcp" {\n  project = "ml-platform-123"\n  region = "europe-west1"\n  pod_labels = { team = "ml" }\n}\n',
 ])
 def test_a_cloud_block_takes_the_workload_settings_it_passes_on(provider: str, tmp_path: Path) -> None:
     from mlp_cloud.handoff import ClusterOutputs, kube_block
@@ -308,7 +319,7 @@ def test_a_cloud_block_takes_the_workload_settings_it_passes_on(provider: str, t
     block = validated.checked.app.provider
     out = ClusterOutputs("c", "kubeconfig: x", "ctx", "b", "r.example", block.settings["namespace"], "", "")
     handed = kube_block(block, out, tmp_path / "kubeconfig").settings
-    for name in ("namespace", "image", "executors", "cache_claim", "service_type", "api_memory"):
+    for name in ("namespace", "image", "executors", "cache_claim", "service_type", "api_memory", "pod_labels"):
         if name in provider:
             assert handed[name] == block.settings[name], name
 

@@ -13,8 +13,8 @@ rest. The `KubernetesProvider` gets a `provider "kubernetes"` block made from th
     pod_labels            what the identity needs on the pods (Azure's `azure.workload.identity/use`)
 
 and the block's other Kubernetes settings when it has them (`service_type`, `executors`...).
-A block's own `service_account_annotations` and `pod_labels`, when the schema lets it have
-them, are kept; the identity's entries are added to them.
+A block's own `service_account_annotations` and `pod_labels` are kept; the identity's entries
+are added to them.
 """
 
 from __future__ import annotations

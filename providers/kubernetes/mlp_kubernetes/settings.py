@@ -3,8 +3,8 @@
 The block's schema (`mlp.config.schema.PROVIDERS["kubernetes"]`) decides what a user may
 write. Every setting here is read when the block has it and otherwise takes the default
 below, so the schema can grow without this module changing (`docs/kubernetes.md` lists
-them). `service_account_annotations` and `pod_labels` are set by the cloud providers' hand-over
-(`mlp_cloud.handoff`): what ties the workloads to a cloud identity.
+them). `service_account_annotations` and `pod_labels` come from the block, and from the cloud
+providers' hand-over (`mlp_cloud.handoff`), which adds what ties the workloads to a cloud identity.
 """
 
 from __future__ import annotations
