@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -246,3 +247,24 @@ def test_the_bundle_is_self_contained(tmp_path: Path) -> None:
     step = load_bundle(out).steps[-1]
     assert isinstance(step, TransformJob)
     assert step.custom_path == out / "code" / "twice.py" and step.custom_path.exists()
+
+
+def test_fastapi_telemetry_is_on_only_when_opentelemetry_is_set_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import trace
+
+    from runtime.server import telemetry
+
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("FASTAPI_OTEL_AUTO_CONFIGURE", raising=False)
+    off = telemetry()
+    assert off == {"tracing": False, "metrics": False, "logs": False}
+    assert not create_app(None)._native_telemetry.enabled()  # the API asks no provider per request
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.NoOpTracerProvider())  # an SDK set up
+    assert telemetry() is None  # FastAPI's defaults: it reports to what was set up
+    monkeypatch.undo()
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "iris-api")  # opentelemetry-instrument's settings
+    assert telemetry() is None
+    monkeypatch.delenv("OTEL_SERVICE_NAME")
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    assert telemetry() is None
