@@ -33,6 +33,7 @@ from mlp_kubernetes.recording import RecordingKubeApi
 from mlp_kubernetes.runs import Clock
 
 NOW = Clock(timeout=0.0, interval=0.0, sleep=lambda s: None)
+KUBE_VERSION = "1.30"  # the Kubernetes minor version the manifests are validated against (as mlp_kubernetes' tests)
 PULUMI = "/usr/local/bin/pulumi"
 
 
@@ -270,3 +271,38 @@ def test_destroy_of_a_stack_without_a_cluster_only_destroys_the_stack(cloud: Clo
     make(cloud, driver, api).teardown()
     assert driver.operations == [Operation.OUTPUTS, Operation.DESTROY]
     assert api.calls == []
+
+
+# -- the workloads on this cloud's cluster -----------------------------------------------
+
+
+def test_the_workloads_manifests_on_this_cloud_pass_the_schemas_and_carry_its_identity(cloud: CloudCase,
+                                                                                       tmp_path: Path) -> None:
+    """Every object the Kubernetes layer renders for the app on this cloud's cluster, with what
+    the hand-over gives it, is valid for the pinned Kubernetes version (strict: no unknown
+    field), and the workloads' account names the stack's identity."""
+    import kubernetes_validate
+
+    from mlp.graph.analysis import analyse
+    from mlp_cloud.handoff import ClusterOutputs, kube_block
+    from mlp_kubernetes.appspec import app_spec
+    from mlp_kubernetes.manifests import render_manifests
+    from mlp_kubernetes.settings import KubeSettings
+
+    analysis, _ = analyse(cloud.app_dir)
+    assert analysis is not None
+    out = ClusterOutputs.of(cloud.outputs)
+    assert out is not None
+    block = kube_block(analysis.app.provider, out, tmp_path / "kubeconfig")
+    fingerprints = {a: f.value for a, f in analysis.fingerprints.items()}
+    manifests = render_manifests(app_spec(analysis.app, fingerprints, KubeSettings.from_settings(block.settings)))
+    assert {m.kind.value for m in manifests} >= {"ServiceAccount", "Deployment", "Service"}
+    for m in manifests:
+        kubernetes_validate.validate(dict(m.doc), KUBE_VERSION, strict=True)
+    [account] = [m.doc for m in manifests if m.kind.value == "ServiceAccount" and m.name == "iris-workload"]
+    assert account["metadata"]["annotations"][out.identity_annotation] == out.identity
+    for m in manifests:
+        pod = m.doc.get("spec", {}).get("template", {}).get("metadata", {})
+        if pod:
+            assert dict(block.settings.get("pod_labels", {})).items() <= pod.get("labels", {}).items(), m.name
+            assert pod["labels"]["mlp.dev/app"] == "iris", m.name
