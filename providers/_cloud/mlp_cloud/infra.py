@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlp_cloud.settings import ClusterSize
+from mlp_kubernetes.names import dns_name
 
 if TYPE_CHECKING:
     from mlp.config.blocks import App
 
 NAMESPACE = "default"
+
+# The roles of the Kubernetes service accounts an app's pods run as, named `<app>-<role>` as
+# mlp_kubernetes.rbac names them (`workload_account`, `spark_account`: `AppSpec.object_name`):
+# `<app>-workload` runs every pod but one; with executors, a data unit's Spark driver runs as
+# `<app>-spark`. The workloads' cloud identity trusts exactly these two.
+ACCOUNT_ROLES = ("workload", "spark")
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,20 @@ class BackendGrant:
     bucket: str                # the bucket, or the azurerm container
     prefix: str = ""
     account: str = ""          # azurerm: the storage account
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """A Kubernetes service account of the app's pods, which its cloud identity trusts."""
+
+    role: str                  # one of ACCOUNT_ROLES; the cloud resources that trust it are named by it
+    name: str                  # <app>-<role>, as mlp_kubernetes names it
+    namespace: str
+
+    @property
+    def subject(self) -> str:
+        """The account as the cluster's token issuer names it (a token's `sub`)."""
+        return f"system:serviceaccount:{self.namespace}:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -46,14 +67,9 @@ class Infra:
     backend: BackendGrant | None = None
 
     @property
-    def workload_account(self) -> str:
-        """The Kubernetes service account the workloads run as (mlp_kubernetes.rbac)."""
-        return f"{self.app}-workload"
-
-    @property
-    def subject(self) -> str:
-        """The workloads' service account as the cluster's token issuer names it."""
-        return f"system:serviceaccount:{self.namespace}:{self.workload_account}"
+    def service_accounts(self) -> tuple[ServiceAccount, ...]:
+        """The accounts the app's pods run as, in ACCOUNT_ROLES' order: all the identity trusts."""
+        return tuple(ServiceAccount(role, dns_name(self.app, role), self.namespace) for role in ACCOUNT_ROLES)
 
     @classmethod
     def of(cls, app: App, kind: str, size: ClusterSize, backend_kind: str) -> Infra:

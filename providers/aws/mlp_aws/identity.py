@@ -4,9 +4,9 @@ The bucket: every public access blocked, ACLs off (the bucket owner owns every o
 encrypted by default with S3's KMS key (a bucket key, so it costs no KMS request per
 object), and a policy refusing any request not made over TLS.
 
-The role: assumable only through the cluster's OIDC provider, only by the app's workload
-service account (`system:serviceaccount:NAMESPACE:APP-workload`, audience sts), and its
-one inline policy reaches the bucket's objects and, when the app's backend is S3, the
+The role: assumable only through the cluster's OIDC provider, only by the app's two service
+accounts (`system:serviceaccount:NAMESPACE:APP-workload` and, for a Spark driver with
+executors, `...:APP-spark`; audience sts), each named in full, and its one inline policy reaches the bucket's objects and, when the app's backend is S3, the
 objects under the backend's prefix (where the workloads read the app and write its
 artifacts). Nothing else: no managed policy, no wildcard bucket.
 """
@@ -50,7 +50,8 @@ def _tls_only(arn: str) -> str:
 
 def workload_role(name: str, infra: Infra, oidc: aws.iam.OpenIdConnectProvider, issuer: pulumi.Output[str],
                   b: aws.s3.Bucket, tags: Mapping[str, str], parent: pulumi.Resource) -> aws.iam.Role:
-    trust = pulumi.Output.all(oidc.arn, issuer).apply(lambda a: _trust(str(a[0]), str(a[1]), infra.subject))
+    subjects = [account.subject for account in infra.service_accounts]
+    trust = pulumi.Output.all(oidc.arn, issuer).apply(lambda a: _trust(str(a[0]), str(a[1]), subjects))
     role = aws.iam.Role(f"{name}-workload", assume_role_policy=trust, tags=dict(tags),
                         opts=pulumi.ResourceOptions(parent=parent))
     aws.iam.RolePolicy(f"{name}-workload", role=role.id, policy=b.arn.apply(lambda arn: access_policy(arn, infra.backend)),
@@ -58,11 +59,12 @@ def workload_role(name: str, infra: Infra, oidc: aws.iam.OpenIdConnectProvider, 
     return role
 
 
-def _trust(provider_arn: str, issuer: str, subject: str) -> str:
+def _trust(provider_arn: str, issuer: str, subjects: list[str]) -> str:
+    """StringEquals with a list is met by any one of its values: exactly these accounts, no pattern."""
     host = issuer.removeprefix("https://")
     return json.dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Federated": provider_arn}, "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {f"{host}:sub": subject, f"{host}:aud": "sts.amazonaws.com"}}}]},
+        "Condition": {"StringEquals": {f"{host}:sub": subjects, f"{host}:aud": "sts.amazonaws.com"}}}]},
         sort_keys=True)
 
 

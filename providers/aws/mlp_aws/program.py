@@ -6,8 +6,8 @@
     gpu pool    only when a model sets compute.gpu: `gpu_node_type` on the NVIDIA AMI,
                 tainted nvidia.com/gpu=present:NoSchedule, labelled nvidia.com/gpu.present
     bucket      S3, every public access blocked, ACLs off, SSE-KMS by default, TLS only
-    identity    IRSA: the cluster's OIDC provider, and a role only the app's workload
-                service account can assume, reaching the bucket (and the app's prefix of
+    identity    IRSA: the cluster's OIDC provider, and a role only the app's two service
+                accounts (<app>-workload, <app>-spark) can assume, reaching the bucket (and the app's prefix of
                 its s3 backend) and nothing else
     registry    an ECR repository for the runtime image, scanned on push
 

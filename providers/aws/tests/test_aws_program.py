@@ -13,6 +13,7 @@ import pytest
 from mlp.config.blocks import App
 from mlp_aws.provider import AwsProvider
 from mlp_cloud.mocks import ProgramRun, run_program
+from mlp_kubernetes.rbac import driver_account, workload_account
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -31,6 +32,10 @@ COMPUTED: Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]] = 
 }
 INVOKES = {"aws:index/getAvailabilityZones:getAvailabilityZones": {"names": ["eu-west-1a", "eu-west-1b"],
                                                                     "zoneIds": ["euw1-az1", "euw1-az2"]}}
+
+
+# every pod runs as <app>-workload but a Spark driver with executors, which runs as <app>-spark
+SUBJECTS = ("system:serviceaccount:default:iris-workload", "system:serviceaccount:default:iris-spark")
 
 
 def run(app: App) -> ProgramRun:
@@ -101,7 +106,7 @@ def test_the_workload_identity_reaches_the_bucket_and_the_backend_prefix_only(cp
     assert trust["Principal"] == {"Federated": COMPUTED[
         "aws:iam/openIdConnectProvider:OpenIdConnectProvider"]("", {})["arn"]}
     assert trust["Condition"] == {"StringEquals": {
-        "oidc.eks.eu-west-1.amazonaws.com/id/ABC123:sub": "system:serviceaccount:default:iris-workload",
+        "oidc.eks.eu-west-1.amazonaws.com/id/ABC123:sub": list(SUBJECTS),
         "oidc.eks.eu-west-1.amazonaws.com/id/ABC123:aud": "sts.amazonaws.com"}}
     [policy] = cpu_only.of_type(ROLE_POLICY)
     statements = json.loads(policy.inputs["policy"])["Statement"]
@@ -115,6 +120,40 @@ def test_the_workload_identity_reaches_the_bucket_and_the_backend_prefix_only(cp
             "aws:iam/rolePolicyAttachment:RolePolicyAttachment"))
     oidc = cpu_only.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert (oidc.inputs["url"], oidc.inputs["clientIdLists"]) == (ISSUER, ["sts.amazonaws.com"])
+
+
+def test_the_role_trusts_the_accounts_mlp_kubernetes_runs_pods_as_and_no_other(
+        iris: Path, loaded: Callable[[Path], App]) -> None:
+    app = with_settings(loaded(iris), namespace="ml", executors=2, cache_claim="spark-cache")
+    program = run(app)
+    federated = [r for r in program.of_type("aws:iam/role:Role") if "WebIdentity" in r.inputs["assumeRolePolicy"]]
+    assert [r.name for r in federated] == ["iris-workload"]  # one role for both accounts, no second identity
+    [trust] = json.loads(federated[0].inputs["assumeRolePolicy"])["Statement"]
+    subjects = trust["Condition"]["StringEquals"]["oidc.eks.eu-west-1.amazonaws.com/id/ABC123:sub"]
+    assert subjects == ["system:serviceaccount:ml:iris-workload", "system:serviceaccount:ml:iris-spark"]
+    assert subjects == [f"system:serviceaccount:{spec.namespace}:{account}" for spec in [kube_spec(app)]
+                        for account in (workload_account(spec), driver_account(spec))]
+    assert "StringLike" not in trust["Condition"] and not any("*" in s for s in subjects)
+    [policy] = program.of_type(ROLE_POLICY)
+    assert policy.inputs["role"] == "iris-workload-id"
+
+
+def with_settings(app: App, **settings: Any) -> App:
+    """`app` as if its provider block also set `settings`."""
+    from dataclasses import replace
+
+    from mlp.config.blocks import ProviderConfig
+
+    block = app.provider
+    return replace(app, provider=ProviderConfig(block.kind, block.pos, {**block.settings, **settings}))
+
+
+def kube_spec(app: App) -> Any:
+    """The app as the Kubernetes layer renders it, with the block's workload settings."""
+    from mlp_kubernetes.appspec import jobs_spec
+    from mlp_kubernetes.settings import KubeSettings
+
+    return jobs_spec(app, KubeSettings.from_settings(app.provider.settings))
 
 
 def _list(value: Any) -> list[str]:

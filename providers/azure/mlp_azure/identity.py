@@ -4,8 +4,9 @@ The storage account: no public blob access, HTTPS only (TLS 1.2 at least), no sh
 access (every request is signed by an Entra identity), blobs encrypted with Microsoft-managed
 keys. The container: private.
 
-The identity: a user-assigned managed identity whose only federated credential is the
-cluster's OIDC issuer for the app's workload service account, and whose only role is
+The identity: a user-assigned managed identity whose only federated credentials are the
+cluster's OIDC issuer for the app's two service accounts (`APP-workload` and, for a Spark
+driver with executors, `APP-spark`), one credential each, and whose only role is
 Storage Blob Data Contributor on the container and, when the app's backend is azurerm and
 the block names its resource group (`backend_resource_group`), on the backend's container,
 limited by a condition to the blobs under the backend's prefix.
@@ -52,9 +53,7 @@ def workload_identity(name: str, infra: Infra, group: az.resources.ResourceGroup
                                                   location=location, tags=dict(tags),
                                                   opts=pulumi.ResourceOptions(parent=parent))
     under = pulumi.ResourceOptions(parent=uai)
-    az.managedidentity.FederatedIdentityCredential(
-        f"{name}-workload", resource_group_name=group.name, resource_name_=uai.name, issuer=issuer,
-        subject=infra.subject, audiences=[TOKEN_AUDIENCE], opts=under)
+    federate(name, infra, group, uai, issuer)
     az.authorization.RoleAssignment(f"{name}-workload-data", principal_id=uai.principal_id,
                                     principal_type="ServicePrincipal", scope=container.id,
                                     role_definition_id=role(subscription, BLOB_CONTRIBUTOR), opts=under)
@@ -65,6 +64,20 @@ def workload_identity(name: str, infra: Infra, group: az.resources.ResourceGroup
             role_definition_id=role(subscription, BLOB_CONTRIBUTOR), opts=under,
             **prefix_condition(infra.backend))
     return uai
+
+
+def federate(name: str, infra: Infra, group: az.resources.ResourceGroup,
+             uai: az.managedidentity.UserAssignedIdentity, issuer: pulumi.Input[str]) -> None:
+    """One federated credential per service account, written one after the other: Azure refuses
+    concurrent credential writes under one identity
+    (`ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity`)."""
+    previous: list[pulumi.Resource] = []
+    for account in infra.service_accounts:
+        fic = az.managedidentity.FederatedIdentityCredential(
+            f"{name}-{account.role}", resource_group_name=group.name, resource_name_=uai.name, issuer=issuer,
+            subject=account.subject, audiences=[TOKEN_AUDIENCE],
+            opts=pulumi.ResourceOptions(parent=uai, depends_on=previous))
+        previous = [fic]
 
 
 def backend_scope(backend: BackendGrant, group: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("mlp_cloud.contract", "mlp_cloud.mocks")
+pytest.register_assert_rewrite("mlp_cloud.contract", "mlp_cloud.goldens", "mlp_cloud.mocks")
 
 from mlp_cloud.testing import app_fixtures, updating_goldens  # noqa: E402
 

@@ -13,10 +13,12 @@ import pytest
 from mlp.config.blocks import App
 from mlp_azure.provider import AzureProvider
 from mlp_cloud.mocks import ProgramRun, run_program
+from mlp_kubernetes.rbac import driver_account, workload_account
 
 AKS = "azure-native:containerservice:ManagedCluster"
 POOL = "azure-native:containerservice:AgentPool"
 ROLE = "azure-native:authorization:RoleAssignment"
+FIC = "azure-native:managedidentity:FederatedIdentityCredential"
 SUB = "11111111-2222-3333-4444-555555555555"
 ISSUER = "https://westeurope.oic.prod-aks.azure.com/tenant/issuer/"
 KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {client-key-data: S0VZ}}]\n"
@@ -90,24 +92,53 @@ def test_the_storage_is_private_encrypted_and_https_only(cpu_only: ProgramRun) -
 
 
 def test_the_workload_identity_reaches_the_container_and_nothing_else(cpu_only: ProgramRun) -> None:
-    fic = cpu_only.one("azure-native:managedidentity:FederatedIdentityCredential").inputs
-    assert (fic["issuer"], fic["subject"], fic["audiences"]) == (
-        ISSUER, "system:serviceaccount:default:iris-workload", ["api://AzureADTokenExchange"])
+    credentials = {r.name: r.inputs for r in cpu_only.of_type(FIC)}
+    assert {name: (c["resourceName"], c["issuer"], c["subject"], c["audiences"])
+            for name, c in credentials.items()} == {
+        "iris-workload": ("iris-workload", ISSUER, "system:serviceaccount:default:iris-workload",
+                          ["api://AzureADTokenExchange"]),
+        "iris-spark": ("iris-workload", ISSUER, "system:serviceaccount:default:iris-spark",
+                       ["api://AzureADTokenExchange"])}
     mine = [r.inputs for r in cpu_only.of_type(ROLE) if r.inputs["principalId"] == "workload-principal"]
     assert mine == [{"principalId": "workload-principal", "principalType": "ServicePrincipal",
                      "scope": "iris-data-id", "roleDefinitionId": BLOB_CONTRIBUTOR}]
 
 
-def test_with_the_backend_group_the_identity_reaches_the_backend_prefix_too(iris: Path,
-                                                                            loaded: Callable[[Path], App]) -> None:
+def test_the_identity_trusts_the_accounts_mlp_kubernetes_runs_pods_as_and_no_other(
+        iris: Path, loaded: Callable[[Path], App]) -> None:
+    app = with_settings(loaded(iris), namespace="ml", executors=2, cache_claim="spark-cache")
+    program = run(app)
+    credentials = program.of_type(FIC)
+    subjects = [c.inputs["subject"] for c in credentials]
+    assert subjects == ["system:serviceaccount:ml:iris-workload", "system:serviceaccount:ml:iris-spark"]
+    spec = kube_spec(app)
+    assert subjects == [f"system:serviceaccount:{spec.namespace}:{account}"
+                        for account in (workload_account(spec), driver_account(spec))]
+    assert {(c.inputs["resourceName"], c.inputs["issuer"]) for c in credentials} == {("iris-workload", ISSUER)}
+    assert [r.name for r in program.of_type("azure-native:managedidentity:UserAssignedIdentity")] == ["iris-workload"]
+
+
+def with_settings(app: App, **settings: Any) -> App:
+    """`app` as if its provider block also set `settings`."""
     from dataclasses import replace
 
     from mlp.config.blocks import ProviderConfig
 
-    app = loaded(iris)
-    block = app.provider  # the block as if it set backend_resource_group = "state-rg"
-    app = replace(app, provider=ProviderConfig(block.kind, block.pos, {**block.settings,
-                                                                        "backend_resource_group": "state-rg"}))
+    block = app.provider
+    return replace(app, provider=ProviderConfig(block.kind, block.pos, {**block.settings, **settings}))
+
+
+def kube_spec(app: App) -> Any:
+    """The app as the Kubernetes layer renders it, with the block's workload settings."""
+    from mlp_kubernetes.appspec import jobs_spec
+    from mlp_kubernetes.settings import KubeSettings
+
+    return jobs_spec(app, KubeSettings.from_settings(app.provider.settings))
+
+
+def test_with_the_backend_group_the_identity_reaches_the_backend_prefix_too(iris: Path,
+                                                                            loaded: Callable[[Path], App]) -> None:
+    app = with_settings(loaded(iris), backend_resource_group="state-rg")
     backend = next(r.inputs for r in run(app).of_type(ROLE) if r.name == "iris-workload-backend")
     assert backend["scope"] == (f"/subscriptions/{SUB}/resourceGroups/state-rg/providers/Microsoft.Storage/"
                                 "storageAccounts/mlpstate/blobServices/default/containers/state")

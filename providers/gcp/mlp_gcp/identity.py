@@ -4,8 +4,9 @@ The bucket: uniform bucket-level access (no object ACLs), public access preventi
 enforced; Cloud Storage encrypts every object at rest (Google-managed keys) and serves only
 HTTPS.
 
-The identity: a Google service account with no project role. Only the app's workload
-service account (`PROJECT.svc.id.goog[NAMESPACE/APP-workload]`) may act as it, and it holds
+The identity: a Google service account with no project role. Only the app's two service
+accounts (`PROJECT.svc.id.goog[NAMESPACE/APP-workload]` and, for a Spark driver with
+executors, `...[NAMESPACE/APP-spark]`), one IAM member each, may act as it, and it holds
 roles/storage.objectAdmin on the bucket alone and, when the app's backend is GCS, on the
 objects under the backend's prefix (an IAM condition), where the workloads read the app
 and write its artifacts.
@@ -35,10 +36,11 @@ def workload_account(name: str, project: str, infra: Infra, b: gcp.storage.Bucke
                                      display_name=f"mlp workloads of {infra.app}",
                                      opts=pulumi.ResourceOptions(parent=parent))
     under = pulumi.ResourceOptions(parent=gsa)
-    gcp.serviceaccount.IAMMember(f"{name}-workload-identity", service_account_id=gsa.name,
-                                 role="roles/iam.workloadIdentityUser",
-                                 member=f"serviceAccount:{project}.svc.id.goog[{infra.namespace}/{infra.workload_account}]",
-                                 opts=under)
+    for account in infra.service_accounts:
+        gcp.serviceaccount.IAMMember(f"{name}-{account.role}-identity", service_account_id=gsa.name,
+                                     role="roles/iam.workloadIdentityUser",
+                                     member=f"serviceAccount:{project}.svc.id.goog[{account.namespace}/{account.name}]",
+                                     opts=under)
     member = gsa.email.apply(lambda email: f"serviceAccount:{email}")
     gcp.storage.BucketIAMMember(f"{name}-workload-data", bucket=b.name, role=OBJECT_ADMIN, member=member, opts=under)
     if infra.backend is not None and infra.backend.kind == "gcs":

@@ -13,6 +13,7 @@ import pytest
 from mlp.config.blocks import App
 from mlp_cloud.mocks import ProgramRun, run_program
 from mlp_gcp.provider import GcpProvider
+from mlp_kubernetes.rbac import driver_account, workload_account
 
 POOL = "gcp:container/nodePool:NodePool"
 MEMBER = "gcp:storage/bucketIAMMember:BucketIAMMember"
@@ -27,6 +28,8 @@ COMPUTED: Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]] = 
 }
 INVOKES = {"gcp:compute/getZones:getZones": {"names": ["europe-west1-b", "europe-west1-c", "europe-west1-d"]}}
 GSA = "serviceAccount:iris-workload@ml-platform-123.iam.gserviceaccount.com"
+WORKLOAD_GSA = "projects/ml-platform-123/serviceAccounts/iris-workload@ml-platform-123.iam.gserviceaccount.com"
+IDENTITY_MEMBER = "gcp:serviceaccount/iAMMember:IAMMember"
 
 
 def run(app: App) -> ProgramRun:
@@ -82,9 +85,12 @@ def test_the_bucket_is_private_and_uniform(cpu_only: ProgramRun) -> None:
 
 
 def test_the_workload_identity_reaches_the_bucket_and_the_backend_prefix_only(cpu_only: ProgramRun) -> None:
-    binding = cpu_only.one("gcp:serviceaccount/iAMMember:IAMMember").inputs
-    assert binding["role"] == "roles/iam.workloadIdentityUser"
-    assert binding["member"] == "serviceAccount:ml-platform-123.svc.id.goog[default/iris-workload]"
+    bindings = {m.name: m.inputs for m in cpu_only.of_type(IDENTITY_MEMBER)}
+    assert {name: (m["serviceAccountId"], m["role"], m["member"]) for name, m in bindings.items()} == {
+        "iris-workload-identity": (WORKLOAD_GSA, "roles/iam.workloadIdentityUser",
+                                   "serviceAccount:ml-platform-123.svc.id.goog[default/iris-workload]"),
+        "iris-spark-identity": (WORKLOAD_GSA, "roles/iam.workloadIdentityUser",
+                                "serviceAccount:ml-platform-123.svc.id.goog[default/iris-spark]")}
     grants = {(m.inputs["bucket"], m.inputs["role"], m.inputs["member"]) for m in cpu_only.of_type(MEMBER)}
     assert grants == {("iris-data-5d6e7f8", "roles/storage.objectAdmin", GSA),
                       ("mlp-state", "roles/storage.objectAdmin", GSA)}
@@ -94,6 +100,39 @@ def test_the_workload_identity_reaches_the_bucket_and_the_backend_prefix_only(cp
         'resource.name.startsWith("projects/_/buckets/mlp-state/objects/apps/iris/")')
     project_roles = {m.inputs["member"] for m in cpu_only.of_type("gcp:projects/iAMMember:IAMMember")}
     assert GSA not in project_roles
+
+
+def test_the_identity_trusts_the_accounts_mlp_kubernetes_runs_pods_as_and_no_other(
+        iris: Path, loaded: Callable[[Path], App]) -> None:
+    app = with_settings(loaded(iris), namespace="ml", executors=2, cache_claim="spark-cache")
+    program = run(app)
+    members = sorted(m.inputs["member"] for m in program.of_type(IDENTITY_MEMBER))
+    assert members == ["serviceAccount:ml-platform-123.svc.id.goog[ml/iris-spark]",
+                       "serviceAccount:ml-platform-123.svc.id.goog[ml/iris-workload]"]
+    spec = kube_spec(app)
+    assert members == sorted(f"serviceAccount:ml-platform-123.svc.id.goog[{spec.namespace}/{account}]"
+                             for account in (workload_account(spec), driver_account(spec)))
+    assert {m.inputs["serviceAccountId"] for m in program.of_type(IDENTITY_MEMBER)} == {WORKLOAD_GSA}
+    assert {m.inputs["role"] for m in program.of_type(IDENTITY_MEMBER)} == {"roles/iam.workloadIdentityUser"}
+    assert {m.inputs["member"] for m in program.of_type(MEMBER)} == {GSA}  # the grants unchanged
+
+
+def with_settings(app: App, **settings: Any) -> App:
+    """`app` as if its provider block also set `settings`."""
+    from dataclasses import replace
+
+    from mlp.config.blocks import ProviderConfig
+
+    block = app.provider
+    return replace(app, provider=ProviderConfig(block.kind, block.pos, {**block.settings, **settings}))
+
+
+def kube_spec(app: App) -> Any:
+    """The app as the Kubernetes layer renders it, with the block's workload settings."""
+    from mlp_kubernetes.appspec import jobs_spec
+    from mlp_kubernetes.settings import KubeSettings
+
+    return jobs_spec(app, KubeSettings.from_settings(app.provider.settings))
 
 
 def test_the_outputs_are_what_the_kubernetes_layer_takes(cpu_only: ProgramRun) -> None:

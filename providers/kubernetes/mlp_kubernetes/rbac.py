@@ -9,7 +9,8 @@
   create, watch and delete its executor pods and their config map. The driver runs inside
   the cluster with no driver Service to clean up
   (`spark.kubernetes.driver.service.deleteOnTermination=false`), so it gets no rights on
-  Services.
+  Services. It carries the same annotations as `<app>-workload`: the driver reads and writes
+  the bucket, and the clouds' identities trust both accounts.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def rbac(spec: AppSpec) -> list[Manifest]:
     name = spark_account(spec)
     rules = [{"apiGroups": [""], "resources": [resource], "verbs": list(verbs)} for resource, verbs in SPARK_RULES]
     return out + [
-        Manifest.build(Kind.SERVICE_ACCOUNT, spec.namespace, name, owner, {"automountServiceAccountToken": False}),
+        Manifest.build(Kind.SERVICE_ACCOUNT, spec.namespace, name, owner, {"automountServiceAccountToken": False},
+                       spec.settings.service_account_annotations),  # the driver reads the bucket too
         Manifest.build(Kind.ROLE, spec.namespace, name, owner, {"rules": rules}),
         Manifest.build(Kind.ROLE_BINDING, spec.namespace, name, owner, {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
