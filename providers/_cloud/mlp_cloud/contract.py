@@ -306,3 +306,17 @@ def test_the_workloads_manifests_on_this_cloud_pass_the_schemas_and_carry_its_id
         if pod:
             assert dict(block.settings.get("pod_labels", {})).items() <= pod.get("labels", {}).items(), m.name
             assert pod["labels"]["mlp.dev/app"] == "iris", m.name
+
+
+def test_leaving_this_cloud_names_what_its_stack_still_holds_and_how_to_destroy_it(cloud: CloudCase) -> None:
+    from mlp.providers import leftovers
+
+    app = cloud.app()
+    note = leftovers(_kind(cloud), app)  # as the plan asks when the state's provider was this cloud
+    assert note.startswith(f'The {_kind(cloud)} stack "{cloud.stack.name}" still holds the cluster')
+    assert f"pulumi login '{cloud.stack.backend_url}'" in note
+    assert f"pulumi destroy --stack {cloud.stack.name} --cwd .mlp/{_kind(cloud)}/workspace" in note
+    from mlp.state.moves import BackendSpec
+
+    old = BackendSpec("local", {"path": ".mlp"})  # the stack's state went with the old backend
+    assert f"pulumi login 'file://{(cloud.app_dir / '.mlp').resolve()}/pulumi'" in leftovers(_kind(cloud), app, old)
