@@ -2,10 +2,12 @@
 
 FastAPI's request handling (its routing, dependency solving, `Request` and `Response`
 objects) costs about 0.1 ms a request on the bench machine, as much as the whole
-prediction of a small model (bench/serve). `PredictRoute`, a middleware inside FastAPI's
-own (its error handler, which answers an unexpected exception with the API's 500, and its
-telemetry) and inside the body limit, sits in front of the router and answers POST
-/predict itself: it reads the body from `receive`, parses it with orjson, checks it, calls
+prediction of a small model (bench/serve). `PredictRoute`, behind the body limit, answers
+POST /predict itself. While FastAPI's telemetry is off (no OpenTelemetry set up: see
+runtime.server.telemetry) it runs ahead of all of FastAPI's layers (`PredictionApi`), with
+`Guarded` answering an unexpected exception with the API's 500 as FastAPI's error handler
+would; with telemetry on, it is a middleware inside them, so /predict is traced as the rest
+is. Either way it reads the body from `receive`, parses it with orjson, checks it, calls
 the current `Predictor` inline in the event loop and sends the JSON answer with its headers
 built by hand (runtime.httpio). Inline, as before: a hop to a worker thread and back
 (`asyncio.to_thread`) costs about 0.1 ms here, as much as a single instance's prediction;

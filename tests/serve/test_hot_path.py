@@ -46,8 +46,34 @@ BODIES = {
 def apps() -> tuple[Any, Any]:
     """The API, and the API with POST /predict left to FastAPI's route."""
     fast, routed = create_app(iris_bundle()), create_app(iris_bundle())
+    assert fast.predict_first is not None  # telemetry is off in the tests: /predict goes first
     routed.user_middleware = [m for m in routed.user_middleware if m.cls is not PredictRoute]
+    routed.predict_first = None
     return fast, routed
+
+
+def test_inside_fastapis_layers_predict_answers_as_ahead_of_them(apps: tuple[Any, Any]) -> None:
+    """With telemetry on, POST /predict goes through FastAPI's layers to `PredictRoute`."""
+    fast = apps[0]
+    inside = create_app(iris_bundle())
+    inside.predict_first = None
+    for body in BODIES.values():
+        a, b = _post(fast, body, "application/json"), _post(inside, body, "application/json")
+        assert (a.status_code, a.headers.raw, a.content) == (b.status_code, b.headers.raw, b.content)
+
+
+def test_an_error_ahead_of_fastapi_is_the_apis_500_with_the_traceback_logged(
+        apps: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from runtime import predict
+
+    async def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug of mlp's")
+    monkeypatch.setattr(predict, "read_json", broken)
+    answer = _post(apps[0], BODIES["one"], "application/json")
+    assert answer.status_code == 500
+    assert answer.json() == {"detail": [{"instance": None, "field": None, "message":
+                                         "the server failed (RuntimeError); its log has the traceback"}]}
+    assert "a bug of mlp's" in caplog.text and "POST /predict failed" in caplog.text
 
 
 def _post(app: Any, body: bytes, content_type: str) -> httpx.Response:
@@ -64,7 +90,9 @@ def test_the_asgi_route_answers_as_fastapis(apps: tuple[Any, Any], body: bytes, 
     assert (fast.status_code, fast.headers.raw, fast.content) == (
         routed.status_code, routed.headers.raw, routed.content)
     assert fast.headers["content-type"] == "application/json"
-    assert [PredictRoute in _layers(app) for app in apps] == [True, False]
+    # the API answered ahead of FastAPI (whose stack it never built); the other, by its route
+    assert [(app.predict_first is not None, app.middleware_stack is None) for app in apps] == [(True, True), (False, False)]
+    assert PredictRoute not in _layers(apps[1])
 
 
 def _layers(app: Any) -> set[type]:
