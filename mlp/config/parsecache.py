@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +77,8 @@ def store_entry(entry: Path, parsed: ParsedFile, digest: str) -> None:
     try:
         text = json.dumps(encode_entry(parsed, digest), separators=(",", ":"), allow_nan=False)
         entry.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # only when the cache is written (a warm plan reads it)
+
         fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=entry.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -20,11 +20,8 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -341,6 +338,8 @@ class LocalArtifactStore:
     @_writes("the artifact store")
     def temp_dir(self, key: str) -> Path:
         self._tmp.mkdir(parents=True, exist_ok=True)
+        import tempfile  # the writing paths' modules, imported when they write (a plan does not)
+
         return Path(tempfile.mkdtemp(prefix=_check_key(key).replace("/", "_") + ".", dir=self._tmp))
 
     @_writes("the artifact store")
@@ -377,6 +376,9 @@ class LocalArtifactStore:
         if not path.exists():
             return
         self._tmp.mkdir(parents=True, exist_ok=True)
+        import shutil
+        import uuid
+
         trash = self._tmp / f"trash-{uuid.uuid4().hex}"
         os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
@@ -416,6 +418,8 @@ def clear_folder(folder: Path) -> int:
     """Remove everything inside `folder` (work in progress a killed build left); how many."""
     if not folder.is_dir():
         return 0
+    import shutil
+
     left = list(folder.iterdir())
     for path in left:
         if path.is_dir():
@@ -428,6 +432,8 @@ def clear_folder(folder: Path) -> int:
 def _atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that readers see the old file or the new, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         try:

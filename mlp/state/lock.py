@@ -6,10 +6,7 @@ holds the lock, since when, and how to release it if that holder is gone.
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +34,9 @@ class LockInfo:
     @classmethod
     def make(cls, command: str) -> LockInfo:
         """A new lock identity for this process, running `command`."""
+        import socket  # here, not at import: a plan takes no lock (socket and uuid cost ~4 ms)
+        import uuid
+
         return cls(
             id=str(uuid.uuid4()),
             host=socket.gethostname(),
@@ -88,6 +88,8 @@ class LockInfo:
 
     def is_stale_here(self) -> bool:
         """True when the holder ran on this host and its process is gone."""
+        import socket
+
         return self.host == socket.gethostname() and not pid_alive(self.pid)
 
 
@@ -130,6 +132,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def _current_user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no login name and no passwd entry (some containers)

@@ -385,3 +385,15 @@ def test_lock_info_describe() -> None:
     info = LockInfo("id-1", "box", 123, "alice", "mlp apply", "2026-01-02T03:04:05Z")
     now = datetime(2026, 1, 2, 3, 9, 5, tzinfo=UTC)
     assert info.describe(now) == "held by alice@box (pid 123), running `mlp apply`, since 2026-01-02T03:04:05Z (5 minutes ago)"
+
+
+def test_a_new_state_lineage_is_a_random_uuid4() -> None:
+    import uuid
+
+    from mlp.state.model import State, uuid4
+
+    made = [uuid4() for _ in range(200)] + [State.new().lineage]
+    assert len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
