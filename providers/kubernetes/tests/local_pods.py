@@ -262,9 +262,11 @@ class LocalPods(RecordingKubeApi):
     """The KubeApi of a cluster whose pods are this machine's processes, in folders under `root`."""
 
     def __init__(self, root: Path, secrets: Mapping[str, Mapping[str, str]] | None = None,
-                 context: str = "local-pods") -> None:
+                 context: str = "local-pods", spark_master: str | None = None) -> None:
         super().__init__(context)
         self.root = root
+        # the master a data unit's job file names, as this machine has it (None: as rendered)
+        self.spark_master = spark_master
         self.secrets = {k: dict(v) for k, v in (secrets or {}).items()}
         self.image_env = image_env()  # as the machine is now: what this process sets later stays out
         self.pods: dict[ObjectRef, Pod] = {}
@@ -327,12 +329,20 @@ class LocalPods(RecordingKubeApi):
         if manifest.kind not in (Kind.JOB, Kind.DEPLOYMENT):
             return
         self._stop(manifest.ref)
-        maps = {r.name: dict(d.get("data") or {}) for r, d in self.objects.items() if r.kind is Kind.CONFIG_MAP}
+        maps = {r.name: {k: self._here(v) for k, v in (d.get("data") or {}).items()}
+                for r, d in self.objects.items() if r.kind is Kind.CONFIG_MAP}
         name = f"{manifest.name}-{len(self.history) + 1}"
         pod = Pod(name, manifest.doc["spec"]["template"]["spec"], self.root / name, maps, self.secrets, self.image_env)
         self.pods[manifest.ref] = pod
         self.history.append(pod)
         pod.start()
+
+    def _here(self, text: str) -> str:
+        """A ConfigMap's file as this machine runs it: a data job's master replaced, when asked."""
+        if self.spark_master is None or '"spark_master"' not in text:
+            return text
+        job = json.loads(text)
+        return json.dumps({**job, "spark_master": self.spark_master})
 
     def _stop(self, ref: ObjectRef) -> None:
         pod = self.pods.pop(ref, None)

@@ -14,6 +14,10 @@ from the bucket:
   `stage run --push ... --stdout /work/out/stdout.txt -- python -m runtime.gate /work/run/job.json`,
   scoring the serving and the new bundle before the Deployment moves to the new one.
 
+A second test runs the data unit's driver Job alone with its job file naming a real
+standalone `spark://` master and worker (started from the pyspark package) instead of
+`local[N]`: Spark outside the driver's process, as with executors, on this machine.
+
 What differs from a pod is what `local_pods` says: mount paths are folders here, the
 container port a free one. No cluster-only variable needs replacing: the backend block names
 moto's endpoint, so the rendered MLP_BACKEND already points the pods at it.
@@ -171,3 +175,68 @@ def test_the_rendered_commands_build_and_serve_iris_from_the_bucket(
         api_log[-2000:]
     state = open_backend(app, "s3", settings, environ=env).read_state()
     assert state.blocks["api.iris"].metrics["model_fingerprint"] == state.blocks["model.dnn"].fingerprint != fingerprint
+
+
+@pytest.fixture
+def standalone(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A real standalone Spark master and worker from the pyspark package (as
+    tests/runtime/test_standalone.py starts them), stopped whatever happens: (URL, web UI port)."""
+    import os
+    import time
+
+    from runtime.sparkenv import java_home
+    from tests.runtime.test_standalone import MASTER, SPARK_HOME, WORKER, daemon, free_port, wait_for_worker
+
+    dirs = {name: tmp_path / "spark" / name for name in ("logs", "pids", "work")}
+    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "JAVA_HOME": java_home(),
+           "SPARK_LOG_DIR": str(dirs["logs"]), "SPARK_PID_DIR": str(dirs["pids"]),
+           "SPARK_WORKER_DIR": str(dirs["work"]), "SPARK_IDENT_STRING": f"mlp-k8s-{os.getpid()}",
+           "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(REPO),
+           "JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+    port, webui = free_port(), free_port()
+    url = f"spark://127.0.0.1:{port}"
+    try:
+        daemon(env, "start", MASTER, "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(webui))
+        daemon(env, "start", WORKER, url, "--host", "127.0.0.1", "--webui-port", str(free_port()),
+               "--cores", "2", "--memory", "2g")
+        wait_for_worker(webui, time.monotonic() + 60)
+        yield url, webui
+    finally:
+        daemon(env, "stop", WORKER)
+        daemon(env, "stop", MASTER)
+
+
+def test_the_data_units_driver_command_runs_its_job_on_a_standalone_spark_master(
+        iris_on_moto: tuple[Path, dict[str, str]], moto_server: Any, standalone: tuple[str, int],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver Job's exact container, its job file naming a real `spark://` master instead
+    of the pod's `local[N]`: the data unit runs on that cluster's worker and its outputs land
+    in the bucket."""
+    import urllib.request
+
+    from mlp import api as mlp_api
+    from mlp.state.backends import open_backend
+
+    master, webui = standalone
+    pods = LocalPods(tmp_path / "pods", {SECRET: dict(moto_server.environ)}, spark_master=master)
+    monkeypatch.setattr("mlp_kubernetes.client.connect", lambda settings, environ=None: pods)
+    monkeypatch.delenv("MLP_CACHE_DIR", raising=False)
+    app, settings = iris_on_moto
+    manifests = rendered(app, tmp_path / "manifests")
+    try:
+        applied = mlp_api.apply(app, targets=["transformed_column.petal_length_norm"])
+    finally:
+        pods.close()
+    assert (applied.failed, applied.skipped) == ({}, {})
+    assert [p.name for p in pods.history] == ["iris-data-iris-1"]  # the data unit alone
+    pod = pods.pod(Kind.JOB, "iris-data-iris")
+    ran_as_rendered(pod, manifests[("Job", "iris-data-iris")]["spec"]["template"]["spec"])
+    job_files = [json.loads(p.read_text()) for p in pod.folder.rglob("*.json") if '"spark_master"' in p.read_text()]
+    assert [j["spark_master"] for j in job_files] == [master]
+    with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=5) as r:
+        cluster = json.load(r)
+    assert [a["name"] for a in cluster["completedapps"]], cluster  # the unit's Spark application ran there
+
+    state = open_backend(app, "s3", settings, environ=dict(moto_server.environ)).read_state()
+    done = {a for a, r in state.blocks.items() if r.status == "done" and r.artifact}
+    assert {"source.iris", "aggregate.petal_length_mean", "transformed_column.petal_length_norm"} <= done
