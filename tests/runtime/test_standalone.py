@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyspark
@@ -71,8 +73,10 @@ def wait_for_worker(webui: int, deadline: float) -> None:
     raise AssertionError("the standalone worker did not register with the master")
 
 
-def test_ingest_and_aggregate_on_a_standalone_cluster(tmp_path):
-    (tmp_path / "d.csv").write_text("v,k\n1.5,a\n2.5,b\n3.5,a\n")
+@contextmanager
+def standalone_cluster(tmp_path: Path) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """A standalone master and one worker (2 cores, 2 GB), stopped whatever happens: the
+    master's URL, its web UI port, and the environment a driver for it runs in."""
     dirs = {name: tmp_path / name for name in ("logs", "pids", "work")}
     env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "JAVA_HOME": java_home(),
            "SPARK_LOG_DIR": str(dirs["logs"]), "SPARK_PID_DIR": str(dirs["pids"]),
@@ -88,12 +92,18 @@ def test_ingest_and_aggregate_on_a_standalone_cluster(tmp_path):
         daemon(env, "start", WORKER, master, "--host", "127.0.0.1", "--webui-port",
                str(free_port()), "--cores", "2", "--memory", "2g")
         wait_for_worker(webui, time.monotonic() + 60)
-        done = subprocess.run([sys.executable, "-c", JOB, master, str(tmp_path),
-                               str(tmp_path / "driver.log")], env=env, capture_output=True,
-                              text=True, timeout=240)
+        yield master, webui, env
     finally:
         daemon(env, "stop", WORKER)
         daemon(env, "stop", MASTER)
+
+
+def test_ingest_and_aggregate_on_a_standalone_cluster(tmp_path):
+    (tmp_path / "d.csv").write_text("v,k\n1.5,a\n2.5,b\n3.5,a\n")
+    with standalone_cluster(tmp_path) as (master, _, env):
+        done = subprocess.run([sys.executable, "-c", JOB, master, str(tmp_path),
+                               str(tmp_path / "driver.log")], env=env, capture_output=True,
+                              text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == \
         {"master": master, "rows": 3, "mean": 2.5, "vocab": ["a", "b"]}

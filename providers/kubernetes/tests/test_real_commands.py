@@ -179,31 +179,12 @@ def test_the_rendered_commands_build_and_serve_iris_from_the_bucket(
 
 @pytest.fixture
 def standalone(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A real standalone Spark master and worker from the pyspark package (as
-    tests/runtime/test_standalone.py starts them), stopped whatever happens: (URL, web UI port)."""
-    import os
-    import time
+    """A real standalone Spark master and worker from the pyspark package, as
+    tests/runtime/test_standalone.py starts them: (URL, web UI port)."""
+    from tests.runtime.test_standalone import standalone_cluster
 
-    from runtime.sparkenv import java_home
-    from tests.runtime.test_standalone import MASTER, SPARK_HOME, WORKER, daemon, free_port, wait_for_worker
-
-    dirs = {name: tmp_path / "spark" / name for name in ("logs", "pids", "work")}
-    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "JAVA_HOME": java_home(),
-           "SPARK_LOG_DIR": str(dirs["logs"]), "SPARK_PID_DIR": str(dirs["pids"]),
-           "SPARK_WORKER_DIR": str(dirs["work"]), "SPARK_IDENT_STRING": f"mlp-k8s-{os.getpid()}",
-           "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(REPO),
-           "JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
-    port, webui = free_port(), free_port()
-    url = f"spark://127.0.0.1:{port}"
-    try:
-        daemon(env, "start", MASTER, "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(webui))
-        daemon(env, "start", WORKER, url, "--host", "127.0.0.1", "--webui-port", str(free_port()),
-               "--cores", "2", "--memory", "2g")
-        wait_for_worker(webui, time.monotonic() + 60)
+    with standalone_cluster(tmp_path / "spark") as (url, webui, _):
         yield url, webui
-    finally:
-        daemon(env, "stop", WORKER)
-        daemon(env, "stop", MASTER)
 
 
 def test_the_data_units_driver_command_runs_its_job_on_a_standalone_spark_master(
