@@ -201,11 +201,13 @@ class CloudProvider:
         yet) is taken as the state says it, as `terraform plan -refresh=false` would."""
         if endpoint is None:
             return ApiHealth(ApiStatus.DOWN, None, f"the state records no api on the {self.kind} cluster")
-        if self.seams.pulumi_cli() is None or "kube" not in self.__dict__ and not self._has_cluster():
+        if self.seams.pulumi_cli() is None or "kube" not in self.__dict__ and not self._has_cluster:
             return ApiHealth(ApiStatus.SERVING, endpoint.model_fingerprint or expected)
         return self.kube.api_health(endpoint, expected)
 
+    @cached_property
     def _has_cluster(self) -> bool:
+        """Asked once per provider (a refresh asks per api)."""
         app = self.app
         try:
             return app is not None and ClusterOutputs.of(self.driver.outputs(self.stack(app))) is not None

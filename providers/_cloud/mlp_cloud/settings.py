@@ -63,20 +63,7 @@ def check_cluster(config: ProviderConfig, diags: Diagnostics, node: Shape, gpu: 
         diags.error(f'The namespace "{namespace}" is not a Kubernetes namespace name', config.pos,
                     "A namespace name is at most 63 lower-case letters, digits and '-'.",
                     'Use e.g. namespace = "ml"', where)
-    _check_workloads(config, diags, where)
+    from mlp_kubernetes.settings import check_workloads
+
+    check_workloads(config, diags, where)  # what the Kubernetes layer would refuse of the hand-over
     return size
-
-
-def _check_workloads(config: ProviderConfig, diags: Diagnostics, where: str) -> None:
-    """What the Kubernetes layer would refuse of the settings the block hands over to it."""
-    from mlp_kubernetes.metadata import MetaKind, problems
-
-    s = config.settings
-    for setting, kind in (("service_account_annotations", MetaKind.ANNOTATION), ("pod_labels", MetaKind.LABEL)):
-        for p in problems(setting, s.get(setting), kind):
-            diags.error(p.summary, config.pos, p.detail, p.fix, where)
-    if int(s.get("executors") or 0) > 0 and not s.get("cache_claim"):
-        diags.error("Spark executors need a shared cache_claim", config.pos,
-                    "The data engine writes each table into the artifact cache's folder, which the driver "
-                    "and every executor must see.",
-                    "Set cache_claim to a ReadWriteMany PersistentVolumeClaim, or executors = 0", where)

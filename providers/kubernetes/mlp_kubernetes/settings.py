@@ -116,6 +116,20 @@ def _memory(s: Mapping[str, Any], name: str, default: Memory) -> Memory:
     return parse_memory(str(value)) if value else default
 
 
+def check_workloads(config: ProviderConfig, diags: Diagnostics, where: str) -> None:
+    """The checks a cloud block's hand-over settings share with this block's: the metadata maps,
+    and executors with no shared cache claim."""
+    s = config.settings
+    for setting, kind in ((ANNOTATIONS, MetaKind.ANNOTATION), (POD_LABELS, MetaKind.LABEL)):
+        for p in problems(setting, s.get(setting), kind):
+            diags.error(p.summary, config.pos, p.detail, p.fix, where)
+    if int(s.get("executors") or 0) > 0 and not s.get("cache_claim"):
+        diags.error("Spark executors need a shared cache_claim", config.pos,
+                    "The data engine writes each table into the artifact cache's folder, which the driver "
+                    "and every executor must see.",
+                    "Set cache_claim to a ReadWriteMany PersistentVolumeClaim, or executors = 0", where)
+
+
 def check_settings(config: ProviderConfig, diags: Diagnostics) -> KubeSettings | None:
     """Report what is wrong with the block at its position; the settings when nothing is."""
     before = len(diags.errors())
@@ -153,11 +167,4 @@ def _check_extras(config: ProviderConfig, diags: Diagnostics) -> None:
             _memory(s, name, parse_memory("1Gi"))
         except ValueError as e:
             diags.error(f"{name}: {e}", config.pos, "", 'Use a size like "2Gi"', CONTEXT)
-    for setting, kind in ((ANNOTATIONS, MetaKind.ANNOTATION), (POD_LABELS, MetaKind.LABEL)):
-        for p in problems(setting, s.get(setting), kind):
-            diags.error(p.summary, config.pos, p.detail, p.fix, CONTEXT)
-    if int(s.get("executors") or 0) > 0 and not s.get("cache_claim"):
-        diags.error("Spark executors need a shared cache_claim", config.pos,
-                    "The data engine writes each table into the artifact cache's folder, which the driver "
-                    "and every executor must see.",
-                    "Set cache_claim to a ReadWriteMany PersistentVolumeClaim, or executors = 0", CONTEXT)
+    check_workloads(config, diags, CONTEXT)
